@@ -1,0 +1,3 @@
+from skelmae.cli import main
+
+main()

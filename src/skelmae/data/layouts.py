@@ -1,0 +1,354 @@
+"""Skeleton layouts: the single source of truth for joints, bones, body parts and adjacency.
+
+Every other module (transforms, graph models, visualisation, dataset manifests) asks this
+module for joint order and topology, so a layout defined once here or in a user file is
+used consistently everywhere.
+
+A layout is a rooted tree: each joint has one parent, the root is its own parent (the
+NTU convention ``21 -> 21``). Bones are the (child, parent) pairs without the root's
+self pair. Body-part groups partition the joints (every joint in exactly one group).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelmae.errors import SkelmaeError
+
+__all__ = [
+    "LayoutError",
+    "SkeletonLayout",
+    "get_layout",
+    "load_layout_file",
+    "register_layout",
+    "available_layouts",
+]
+
+
+class LayoutError(SkelmaeError, ValueError):
+    """A layout definition is malformed; the message names the source and the field."""
+
+
+@dataclass(frozen=True)
+class SkeletonLayout:
+    name: str
+    joint_names: tuple[str, ...]
+    parents: tuple[int, ...]
+    groups: Mapping[str, tuple[int, ...]]
+    left_right: tuple[tuple[int, int], ...] = ()
+    center: int = 0
+    description: str = ""
+    _source: str = field(default="<built-in>", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def root(self) -> int:
+        return next(j for j, p in enumerate(self.parents) if p == j)
+
+    @property
+    def bones(self) -> list[tuple[int, int]]:
+        """(child, parent) pairs, 0-based, without the root's self pair."""
+        return [(j, p) for j, p in enumerate(self.parents) if p != j]
+
+    def adjacency(self, self_loops: bool = True) -> np.ndarray:
+        """Symmetric 0/1 adjacency of the bone graph, shape (V, V)."""
+        a = np.zeros((self.num_joints, self.num_joints), dtype=np.float32)
+        for child, parent in self.bones:
+            a[child, parent] = a[parent, child] = 1.0
+        if self_loops:
+            a += np.eye(self.num_joints, dtype=np.float32)
+        return a
+
+    def group_index(self) -> np.ndarray:
+        """Group id of each joint (order of ``groups``), shape (V,)."""
+        index = np.empty(self.num_joints, dtype=np.int64)
+        for g, joints in enumerate(self.groups.values()):
+            index[list(joints)] = g
+        return index
+
+    def flip_permutation(self) -> np.ndarray:
+        """Joint permutation that swaps left and right."""
+        perm = np.arange(self.num_joints)
+        for left, right in self.left_right:
+            perm[left], perm[right] = right, left
+        return perm
+
+    def to_dict(self) -> dict[str, Any]:
+        """Name-based form, the same schema that :func:`load_layout_file` reads."""
+        names = self.joint_names
+        return {
+            "name": self.name,
+            "description": self.description,
+            "joints": list(names),
+            "parents": [None if p == j else names[p] for j, p in enumerate(self.parents)],
+            "groups": {g: [names[j] for j in js] for g, js in self.groups.items()},
+            "left_right": [[names[a], names[b]] for a, b in self.left_right],
+            "center": names[self.center],
+        }
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], source: str = "<dict>") -> SkeletonLayout:
+        """Build a layout from the name-based schema; joints may be named or 0-based indices."""
+        if not isinstance(spec, Mapping):
+            raise LayoutError(f"{source}: expected a mapping with keys name, joints, parents, groups")
+        for key in ("name", "joints", "parents", "groups"):
+            if key not in spec:
+                raise LayoutError(f"{source}: missing required field '{key}'")
+        joints = spec["joints"]
+        if not isinstance(joints, Sequence) or isinstance(joints, str) or not joints:
+            raise LayoutError(f"{source}: field 'joints' must be a non-empty list of joint names")
+        names = tuple(str(j) for j in joints)
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise LayoutError(f"{source}: field 'joints' has duplicate names {dup}")
+
+        def resolve(ref: Any, where: str) -> int:
+            if isinstance(ref, bool):
+                raise LayoutError(f"{source}: {where}: expected a joint name or index, got {ref!r}")
+            if isinstance(ref, int):
+                if not 0 <= ref < len(names):
+                    raise LayoutError(f"{source}: {where}: index {ref} outside 0..{len(names) - 1}")
+                return ref
+            if isinstance(ref, str) and ref in names:
+                return names.index(ref)
+            raise LayoutError(f"{source}: {where}: unknown joint {ref!r}")
+
+        parents_spec = spec["parents"]
+        if not isinstance(parents_spec, Sequence) or len(parents_spec) != len(names):
+            raise LayoutError(
+                f"{source}: field 'parents' must list one parent per joint "
+                f"({len(names)} expected, got {len(parents_spec) if isinstance(parents_spec, Sequence) else type(parents_spec).__name__})"
+            )
+        parents = tuple(
+            j if p is None else resolve(p, f"parents[{j}] ({names[j]})")
+            for j, p in enumerate(parents_spec)
+        )
+        groups_spec = spec["groups"]
+        if not isinstance(groups_spec, Mapping) or not groups_spec:
+            raise LayoutError(f"{source}: field 'groups' must map group names to joint lists")
+        groups = {
+            str(g): tuple(resolve(j, f"groups.{g}") for j in js) for g, js in groups_spec.items()
+        }
+        pairs = []
+        for k, pair in enumerate(spec.get("left_right", []) or []):
+            if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
+                raise LayoutError(f"{source}: left_right[{k}] must be a pair of joints")
+            pairs.append((resolve(pair[0], f"left_right[{k}]"), resolve(pair[1], f"left_right[{k}]")))
+        center = resolve(spec.get("center", 0), "center")
+        return cls(
+            name=str(spec["name"]),
+            joint_names=names,
+            parents=parents,
+            groups=groups,
+            left_right=tuple(pairs),
+            center=center,
+            description=str(spec.get("description", "")),
+            _source=source,
+        )
+
+
+def _validate(layout: SkeletonLayout) -> None:
+    src = layout._source
+    v = len(layout.joint_names)
+    if len(layout.parents) != v:
+        raise LayoutError(f"{src}: 'parents' has {len(layout.parents)} entries for {v} joints")
+    for j, p in enumerate(layout.parents):
+        if not 0 <= p < v:
+            raise LayoutError(f"{src}: parents[{j}] = {p} is not a joint index (0..{v - 1})")
+    roots = [j for j, p in enumerate(layout.parents) if p == j]
+    if len(roots) != 1:
+        raise LayoutError(
+            f"{src}: 'parents' must have exactly one root (a joint that is its own parent, or null); "
+            f"found {len(roots)}: {[layout.joint_names[r] for r in roots]}"
+        )
+    for j in range(v):  # every joint must reach the root without a cycle
+        seen, k = set(), j
+        while layout.parents[k] != k:
+            if k in seen:
+                raise LayoutError(f"{src}: 'parents' has a cycle through joint {layout.joint_names[j]!r}")
+            seen.add(k)
+            k = layout.parents[k]
+    covered = [j for js in layout.groups.values() for j in js]
+    missing = sorted(set(range(v)) - set(covered))
+    doubled = sorted({j for j in covered if covered.count(j) > 1})
+    if missing or doubled:
+        raise LayoutError(
+            f"{src}: 'groups' must cover every joint exactly once; "
+            f"missing {[layout.joint_names[j] for j in missing]}, "
+            f"in several groups {[layout.joint_names[j] for j in doubled]}"
+        )
+    if any(len(js) == 0 for js in layout.groups.values()):
+        raise LayoutError(f"{src}: 'groups' has an empty group")
+    for a, b in layout.left_right:
+        if a == b:
+            raise LayoutError(f"{src}: left_right pairs a joint with itself: {layout.joint_names[a]!r}")
+    if not 0 <= layout.center < v:
+        raise LayoutError(f"{src}: 'center' {layout.center} is not a joint index")
+
+
+def _from_one_based_bones(
+    name: str,
+    joint_names: Sequence[str],
+    bones_1based: Sequence[tuple[int, int]],
+    groups_1based: Mapping[str, Sequence[int]],
+    left_right_1based: Sequence[tuple[int, int]],
+    center_1based: int,
+    description: str,
+) -> SkeletonLayout:
+    parents = list(range(len(joint_names)))
+    for child, parent in bones_1based:
+        parents[child - 1] = parent - 1
+    return SkeletonLayout(
+        name=name,
+        joint_names=tuple(joint_names),
+        parents=tuple(parents),
+        groups={g: tuple(j - 1 for j in js) for g, js in groups_1based.items()},
+        left_right=tuple((a - 1, b - 1) for a, b in left_right_1based),
+        center=center_1based - 1,
+        description=description,
+    )
+
+
+NTU25 = _from_one_based_bones(
+    "ntu25",
+    [
+        "spine_base", "spine_mid", "neck", "head",
+        "left_shoulder", "left_elbow", "left_wrist", "left_hand",
+        "right_shoulder", "right_elbow", "right_wrist", "right_hand",
+        "left_hip", "left_knee", "left_ankle", "left_foot",
+        "right_hip", "right_knee", "right_ankle", "right_foot",
+        "spine_shoulder", "left_hand_tip", "left_thumb", "right_hand_tip", "right_thumb",
+    ],
+    [
+        (1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
+        (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18),
+        (20, 19), (22, 23), (23, 8), (24, 25), (25, 12),
+    ],
+    {
+        "head": (3, 4),
+        "torso": (1, 2, 21),
+        "left_arm": (5, 6, 7, 8, 22, 23),
+        "right_arm": (9, 10, 11, 12, 24, 25),
+        "left_leg": (13, 14, 15, 16),
+        "right_leg": (17, 18, 19, 20),
+    },
+    [(5, 9), (6, 10), (7, 11), (8, 12), (13, 17), (14, 18), (15, 19), (16, 20), (22, 24), (23, 25)],
+    2,
+    "Kinect v2, 25 joints (NTU RGB+D, PKU-MMD); root spine_shoulder, centre spine_mid.",
+)
+
+KINECT20 = _from_one_based_bones(
+    "kinect20",
+    [
+        "hip_center", "spine", "shoulder_center", "head",
+        "left_shoulder", "left_elbow", "left_wrist", "left_hand",
+        "right_shoulder", "right_elbow", "right_wrist", "right_hand",
+        "left_hip", "left_knee", "left_ankle", "left_foot",
+        "right_hip", "right_knee", "right_ankle", "right_foot",
+    ],
+    [
+        (1, 2), (2, 3), (4, 3), (5, 3), (6, 5), (7, 6), (8, 7), (9, 3), (10, 9), (11, 10),
+        (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18), (20, 19),
+    ],
+    {
+        "head": (3, 4),
+        "torso": (1, 2),
+        "left_arm": (5, 6, 7, 8),
+        "right_arm": (9, 10, 11, 12),
+        "left_leg": (13, 14, 15, 16),
+        "right_leg": (17, 18, 19, 20),
+    },
+    [(5, 9), (6, 10), (7, 11), (8, 12), (13, 17), (14, 18), (15, 19), (16, 20)],
+    2,
+    "Kinect v1 SDK, 20 joints (NW-UCLA, UTKinect); root shoulder_center.",
+)
+
+COCO17 = _from_one_based_bones(
+    "coco17",
+    [
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+        "left_wrist", "right_wrist", "left_hip", "right_hip",
+        "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ],
+    [
+        (2, 1), (3, 1), (4, 2), (5, 3), (6, 1), (7, 1), (8, 6), (9, 7), (10, 8), (11, 9),
+        (12, 6), (13, 7), (14, 12), (15, 13), (16, 14), (17, 15),
+    ],
+    {
+        "head": (1, 2, 3, 4, 5),
+        "torso": (6, 7, 12, 13),
+        "left_arm": (8, 10),
+        "right_arm": (9, 11),
+        "left_leg": (14, 16),
+        "right_leg": (15, 17),
+    },
+    [(2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15), (16, 17)],
+    1,
+    "COCO-17 keypoints of 2D pose estimators (PYSKL pickles: FineGym, Diving48, NTU-2D); root nose.",
+)
+
+_REGISTRY: dict[str, SkeletonLayout] = {}
+
+
+def register_layout(layout: SkeletonLayout) -> SkeletonLayout:
+    """Make a layout available by name to :func:`get_layout` (and so to configs and manifests)."""
+    _REGISTRY[layout.name] = layout
+    return layout
+
+
+for _layout in (NTU25, KINECT20, COCO17):
+    register_layout(_layout)
+
+
+def available_layouts() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def load_layout_file(path: str | Path) -> SkeletonLayout:
+    """Read a user layout from YAML or JSON (schema: see :meth:`SkeletonLayout.to_dict`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LayoutError(f"{path}: cannot read layout file ({exc.strerror})") from exc
+    try:
+        if path.suffix.lower() == ".json":
+            spec = json.loads(text)
+        else:
+            import yaml
+
+            spec = yaml.safe_load(text)
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise LayoutError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}") from exc
+    except Exception as exc:  # yaml.YAMLError has no stable base outside the yaml package
+        raise LayoutError(f"{path}: not valid YAML: {exc}") from exc
+    return SkeletonLayout.from_dict(spec, source=str(path))
+
+
+def get_layout(name_or_spec: str | Path | Mapping[str, Any] | SkeletonLayout) -> SkeletonLayout:
+    """A layout by registered name, by YAML/JSON file path, or from a dict (as in manifests)."""
+    if isinstance(name_or_spec, SkeletonLayout):
+        return name_or_spec
+    if isinstance(name_or_spec, Mapping):
+        return SkeletonLayout.from_dict(name_or_spec)
+    key = str(name_or_spec)
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    if Path(key).suffix.lower() in {".yaml", ".yml", ".json"}:
+        return load_layout_file(key)
+    raise LayoutError(
+        f"unknown layout {key!r}: expected one of {available_layouts()} or a .yaml/.json layout file"
+    )

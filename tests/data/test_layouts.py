@@ -1,0 +1,133 @@
+import json
+
+import numpy as np
+import pytest
+
+from skelmae.data.layouts import LayoutError, SkeletonLayout, available_layouts, get_layout, load_layout_file
+
+BUILT_IN = ["ntu25", "kinect20", "coco17"]
+
+
+def test_builtin_layouts_registered():
+    assert set(BUILT_IN) <= set(available_layouts())
+    assert [get_layout(n).num_joints for n in BUILT_IN] == [25, 20, 17]
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_bones_join_valid_joints_and_form_one_tree(name):
+    layout = get_layout(name)
+    v = layout.num_joints
+    bones = layout.bones
+    assert all(0 <= c < v and 0 <= p < v and c != p for c, p in bones)
+    assert len(bones) == v - 1  # a tree on v nodes has v - 1 edges ...
+    reached, frontier = {layout.root}, [layout.root]  # ... and is connected
+    children = {j: [c for c, p in bones if p == j] for j in range(v)}
+    while frontier:
+        j = frontier.pop()
+        for c in children[j]:
+            assert c not in reached
+            reached.add(c)
+            frontier.append(c)
+    assert reached == set(range(v))
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_groups_cover_every_joint_exactly_once(name):
+    layout = get_layout(name)
+    members = sorted(j for js in layout.groups.values() for j in js)
+    assert members == list(range(layout.num_joints))
+    assert len(layout.groups) == 6  # head, torso, two arms, two legs (graph MAE regions)
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_adjacency_and_flip(name):
+    layout = get_layout(name)
+    a = layout.adjacency()
+    assert (a == a.T).all() and (np.diag(a) == 1).all()
+    assert a.sum() == layout.num_joints + 2 * len(layout.bones)
+    perm = layout.flip_permutation()
+    assert sorted(perm) == list(range(layout.num_joints))
+    assert (perm[perm] == np.arange(layout.num_joints)).all()
+    for left, right in layout.left_right:
+        assert "left" in layout.joint_names[left] and "right" in layout.joint_names[right]
+
+
+def test_ntu25_matches_reference_bone_list():
+    spec = [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9), (11, 10),
+            (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18), (20, 19),
+            (22, 23), (23, 8), (24, 25), (25, 12)]
+    layout = get_layout("ntu25")
+    assert sorted((c + 1, p + 1) for c, p in layout.bones) == sorted(spec)
+    assert layout.root == 20 and layout.center == 1
+
+
+def test_kinect20_and_coco17_anatomy():
+    k = get_layout("kinect20")
+    assert k.joint_names[0] == "hip_center" and k.joint_names[3] == "head"
+    assert k.parents[k.joint_names.index("left_elbow")] == k.joint_names.index("left_shoulder")
+    c = get_layout("coco17")
+    assert c.parents[c.joint_names.index("left_ankle")] == c.joint_names.index("left_knee")
+    assert sorted(len(g) for g in c.groups.values()) == [2, 2, 2, 2, 4, 5]
+
+
+def test_round_trip_through_dict_and_file(tmp_path):
+    layout = get_layout("ntu25")
+    assert SkeletonLayout.from_dict(layout.to_dict()) == layout
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(layout.to_dict()))
+    assert get_layout(str(path)) == layout
+
+
+USER_YAML = """
+name: upper_body
+joints: [neck, head, l_shoulder, l_elbow, r_shoulder, r_elbow]
+parents: [null, neck, neck, l_shoulder, neck, r_shoulder]
+groups:
+  head: [neck, head]
+  left_arm: [l_shoulder, l_elbow]
+  right_arm: [r_shoulder, r_elbow]
+left_right: [[l_shoulder, r_shoulder], [l_elbow, r_elbow]]
+center: neck
+"""
+
+
+def test_user_layout_from_yaml(tmp_path):
+    path = tmp_path / "upper.yaml"
+    path.write_text(USER_YAML)
+    layout = load_layout_file(path)
+    assert layout.num_joints == 6 and layout.root == 0
+    assert layout.bones == [(1, 0), (2, 0), (3, 2), (4, 0), (5, 4)]
+    assert list(layout.group_index()) == [0, 0, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.replace("name: upper_body\n", ""), "missing required field 'name'"),
+        (lambda s: s.replace("parents: [null,", "parents: [head,"), "exactly one root"),
+        (lambda s: s.replace("r_elbow]\nleft_right", "wrist]\nleft_right"), "unknown joint 'wrist'"),
+        (lambda s: s.replace("  right_arm: [r_shoulder, r_elbow]\n", ""), "missing ['r_shoulder', 'r_elbow']"),
+        (lambda s: s.replace("head: [neck, head]", "head: [neck, head, l_elbow]"), "in several groups ['l_elbow']"),
+        (lambda s: s.replace("r_shoulder, r_elbow]\nparents", "r_shoulder, head]\nparents"), "duplicate names"),
+        (lambda s: s.replace("null, neck, neck", "null, neck"), "one parent per joint"),
+        (lambda s: s + "\n  bad: [", "not valid YAML"),
+    ],
+)
+def test_malformed_user_layout_has_clear_error(tmp_path, edit, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(edit(USER_YAML))
+    with pytest.raises(LayoutError) as info:
+        load_layout_file(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_cycle_is_rejected():
+    spec = {"name": "c", "joints": ["a", "b", "c"], "parents": [None, "c", "b"], "groups": {"all": ["a", "b", "c"]}}
+    with pytest.raises(LayoutError, match="cycle"):
+        SkeletonLayout.from_dict(spec)
+
+
+def test_unknown_layout_name():
+    with pytest.raises(LayoutError, match="unknown layout 'ntu26'"):
+        get_layout("ntu26")
