@@ -1,0 +1,429 @@
+"""The canonical on-disk dataset: a folder with ``manifest.json`` and memory-mapped ``.npy`` files.
+
+Layout of a dataset folder (format version 1)::
+
+    manifest.json        layout, channels, persons, classes, splits, per-file sha256, source
+    frames.npy           float32/float16 (F, M, V, C): all sequences' frames, concatenated
+    offsets.npy          int64 (N + 1,): sample i is frames[offsets[i]:offsets[i + 1]]
+    labels.npy           int64 (N,): class index, -1 for unlabelled samples
+    names.txt            one sample name per line
+    meta/<field>.npy     int64 (N,): optional per-sample attributes (subject, camera, view, ...)
+    splits/<split>.npy   int64: sample indices of each split
+
+Why concatenated frames + offsets rather than padding to a fixed length: NTU120 padded to
+300 frames is ~20 GB of mostly zeros, while its real frames take about a quarter of that,
+and a sample's frames stay one contiguous read. Nothing is ever loaded whole: ``frames``
+is memory-mapped, and the per-sample index arrays are O(N) integers.
+
+A folder is complete exactly when ``manifest.json`` exists: the writer builds everything
+in a hidden temporary folder and renames it into place at the end, so a killed run never
+leaves a half-written dataset that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelmae.data.layouts import LayoutError, SkeletonLayout, get_layout
+from skelmae.errors import DataFormatError
+
+FORMAT_NAME = "skelmae-dataset"
+FORMAT_VERSION = 1
+_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+__all__ = ["DatasetWriter", "SkeletonStore", "FORMAT_VERSION", "is_dataset_dir", "file_sha256"]
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_dataset_dir(path: str | Path) -> bool:
+    return (Path(path) / "manifest.json").is_file()
+
+
+class _NpyAppender:
+    """Streams rows into a ``.npy`` file whose length is only known at the end.
+
+    The header is written with room for the largest possible row count and rewritten in
+    place (same byte length, space padded) when the file is closed, so rows are never
+    held in memory or copied a second time.
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype, row_shape: tuple[int, ...]):
+        self.path, self.dtype, self.row_shape = path, np.dtype(dtype), tuple(row_shape)
+        self.rows = 0
+        self._header_size = len(self._header(10**15, pad_to=0))
+        self._fh = open(path, "wb")
+        self._fh.write(self._header(0, pad_to=self._header_size))
+
+    def _header(self, rows: int, pad_to: int) -> bytes:
+        spec = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": (rows, *self.row_shape),
+        }
+        body = repr(spec).encode("latin1")
+        total = pad_to or -(-(10 + len(body) + 1) // 64) * 64
+        body = body + b" " * (total - 10 - len(body) - 1) + b"\n"
+        return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
+
+    def append(self, rows: np.ndarray) -> None:
+        if rows.shape[1:] != self.row_shape:
+            raise ValueError(f"rows of shape {rows.shape[1:]} appended to {self.path.name} of rows {self.row_shape}")
+        self._fh.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
+        self.rows += rows.shape[0]
+
+    def close(self) -> None:
+        self._fh.seek(0)
+        self._fh.write(self._header(self.rows, pad_to=self._header_size))
+        self._fh.close()
+
+
+class DatasetWriter:
+    """Writes a dataset folder sample by sample; use as a context manager.
+
+    >>> with DatasetWriter(out, layout="ntu25", channels=["x", "y", "z"], num_persons=2,
+    ...                    classes=names) as w:
+    ...     w.add(seq, label=3, name="S001C001P001R001A004", meta={"subject": 1})
+    ...     w.add_split("train", [0])
+
+    Sequences are (T, M, V, C) arrays. On an exception nothing is written to ``out``;
+    an existing ``out`` is replaced only with ``overwrite=True`` and only once the new
+    dataset is complete.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        layout: str | SkeletonLayout,
+        channels: Sequence[str],
+        num_persons: int,
+        classes: Sequence[str],
+        name: str | None = None,
+        source: Mapping[str, Any] | None = None,
+        dtype: str = "float32",
+        overwrite: bool = False,
+    ):
+        self.out_dir = Path(out_dir)
+        if self.out_dir.exists() and not overwrite:
+            raise FileExistsError(f"{self.out_dir} already exists; pass overwrite to replace it")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        self.layout = get_layout(layout)
+        self.channels = list(channels)
+        self.num_persons = int(num_persons)
+        self.classes = list(classes)
+        self.name = name or self.out_dir.name
+        self.source = dict(source or {})
+        self.dtype = dtype
+        self.overwrite = overwrite
+        self._tmp = self.out_dir.parent / f".{self.out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+        self._offsets: list[int] = [0]
+        self._labels: list[int] = []
+        self._names: list[str] = []
+        self._meta: dict[str, list[int]] = {}
+        self._splits: dict[str, np.ndarray] = {}
+        self._frames: _NpyAppender | None = None
+        self._closed = False
+
+    def __enter__(self) -> DatasetWriter:
+        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir()
+        self._frames = _NpyAppender(
+            self._tmp / "frames.npy",
+            _DTYPES[self.dtype],
+            (self.num_persons, self.layout.num_joints, len(self.channels)),
+        )
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finalize()
+        else:
+            self.abort()
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def add(self, sequence: np.ndarray, label: int, name: str, meta: Mapping[str, int] | None = None) -> int:
+        """Append one (T, M, V, C) sequence; returns its sample index."""
+        assert self._frames is not None, "use DatasetWriter as a context manager"
+        seq = np.asarray(sequence)
+        expected = (self.num_persons, self.layout.num_joints, len(self.channels))
+        if seq.ndim != 4 or seq.shape[1:] != expected or seq.shape[0] < 1:
+            raise ValueError(f"sample {name!r}: shape {seq.shape}, expected (T>=1, {', '.join(map(str, expected))})")
+        if not np.isfinite(seq).all():
+            raise ValueError(f"sample {name!r}: contains NaN or infinite values")
+        if not -1 <= label < len(self.classes):
+            raise ValueError(f"sample {name!r}: label {label} outside -1..{len(self.classes) - 1}")
+        if "\n" in name or "\r" in name:
+            raise ValueError(f"sample name {name!r} contains a line break")
+        index = len(self._labels)
+        for key, value in (meta or {}).items():
+            column = self._meta.setdefault(key, [-1] * index)
+            column.append(int(value))
+        for key, column in self._meta.items():
+            if len(column) == index:
+                column.append(-1)
+        self._frames.append(seq)
+        self._offsets.append(self._offsets[-1] + seq.shape[0])
+        self._labels.append(int(label))
+        self._names.append(name)
+        return index
+
+    def add_split(self, name: str, indices: Iterable[int]) -> None:
+        idx = np.asarray(list(indices), dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self._labels)):
+            raise ValueError(f"split {name!r} has indices outside 0..{len(self._labels) - 1}")
+        self._splits[name] = idx
+
+    def finalize(self) -> Path:
+        if self._closed:
+            return self.out_dir
+        assert self._frames is not None
+        self._frames.close()
+        tmp = self._tmp
+        np.save(tmp / "offsets.npy", np.asarray(self._offsets, dtype=np.int64))
+        np.save(tmp / "labels.npy", np.asarray(self._labels, dtype=np.int64))
+        (tmp / "names.txt").write_text("".join(n + "\n" for n in self._names), encoding="utf-8")
+        if self._meta:
+            (tmp / "meta").mkdir()
+            for key, column in self._meta.items():
+                np.save(tmp / "meta" / f"{key}.npy", np.asarray(column, dtype=np.int64))
+        if self._splits:
+            (tmp / "splits").mkdir()
+            for key, idx in self._splits.items():
+                np.save(tmp / "splits" / f"{key}.npy", idx)
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "layout": self.layout.to_dict(),
+            "channels": self.channels,
+            "num_persons": self.num_persons,
+            "num_samples": len(self._labels),
+            "num_frames": self._offsets[-1],
+            "dtype": self.dtype,
+            "classes": self.classes,
+            "splits": {k: {"file": f"splits/{k}.npy", "count": int(v.size)} for k, v in self._splits.items()},
+            "meta_fields": sorted(self._meta),
+            "source": self.source,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "files": {f: {"sha256": file_sha256(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files},
+        }
+        _write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        self._install()
+        self._closed = True
+        return self.out_dir
+
+    def _install(self) -> None:
+        old = None
+        if self.out_dir.exists():
+            old = self.out_dir.parent / f".{self.out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(self.out_dir, old)
+        os.replace(self._tmp, self.out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        if self._frames is not None and not self._frames._fh.closed:
+            self._frames._fh.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._closed = True
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class SkeletonStore:
+    """A validated, lazily memory-mapped view of a dataset folder.
+
+    Opening reads the manifest and the small index arrays and checks every shape against
+    the manifest; frames are memory-mapped on first access (and again in each DataLoader
+    worker, since mmaps are dropped when pickled).
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.manifest = self._read_manifest()
+        m = self.manifest
+        try:
+            self.layout = get_layout(m["layout"] if isinstance(m["layout"], Mapping) else str(m["layout"]))
+        except LayoutError as exc:
+            raise DataFormatError(self.root / "manifest.json", "field 'layout'", str(exc)) from exc
+        self.channels: list[str] = list(m["channels"])
+        self.num_persons = int(m["num_persons"])
+        self.classes: list[str] = list(m["classes"])
+        self.offsets = self._load_array("offsets.npy", (m["num_samples"] + 1,), np.int64)
+        self.labels = self._load_array("labels.npy", (m["num_samples"],), np.int64)
+        self._check_index_arrays()
+        self._frames: np.ndarray | None = None
+        self._names: list[str] | None = None
+        frames = self._open_frames()
+        self.dtype = frames.dtype
+
+    # -- validation -------------------------------------------------------------------
+    def _read_manifest(self) -> dict[str, Any]:
+        path = self.root / "manifest.json"
+        if not self.root.is_dir():
+            raise DataFormatError(self.root, None, "dataset folder does not exist")
+        if not path.is_file():
+            partial = [p.name for p in self.root.parent.glob(f".{self.root.name}.partial-*")]
+            hint = f"; an unfinished preparation left {partial[0]}" if partial else ""
+            raise DataFormatError(
+                self.root, None, f"no manifest.json: not a complete skelmae dataset folder{hint}",
+                "a folder written by `skelmae data prepare` or `skelmae data synth`",
+            )
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from exc
+        if not isinstance(manifest, dict):
+            raise DataFormatError(path, None, "top level is not an object")
+        if manifest.get("format") != FORMAT_NAME:
+            raise DataFormatError(path, "field 'format'", f"is {manifest.get('format')!r}", repr(FORMAT_NAME))
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise DataFormatError(
+                path, "field 'format_version'", f"is {manifest.get('format_version')!r}",
+                f"{FORMAT_VERSION} (re-prepare the dataset with this skelmae version)",
+            )
+        schema = {
+            "layout": (dict, str), "channels": list, "num_persons": int, "num_samples": int,
+            "num_frames": int, "classes": list, "splits": dict, "files": dict,
+        }
+        for key, kinds in schema.items():
+            if key not in manifest:
+                raise DataFormatError(path, f"field '{key}'", "is missing")
+            if not isinstance(manifest[key], kinds):
+                kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+                raise DataFormatError(
+                    path, f"field '{key}'", f"has type {type(manifest[key]).__name__}",
+                    " or ".join(k.__name__ for k in kinds),
+                )
+        return manifest
+
+    def _load_array(self, rel: str, shape: tuple[int, ...] | None, dtype: Any, mmap: bool = False) -> np.ndarray:
+        path = self.root / rel
+        if not path.is_file():
+            raise DataFormatError(path, None, "file listed by the dataset layout is missing")
+        try:
+            arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataFormatError(path, None, f"unreadable .npy file ({exc})") from exc
+        if shape is not None and arr.shape != tuple(shape):
+            raise DataFormatError(path, "shape", f"is {arr.shape}", f"{tuple(shape)} from manifest.json")
+        if dtype is not None and arr.dtype != np.dtype(dtype):
+            raise DataFormatError(path, "dtype", f"is {arr.dtype}", str(np.dtype(dtype)))
+        return arr
+
+    def _check_index_arrays(self) -> None:
+        off, m = self.offsets, self.manifest
+        if off.size and (off[0] != 0 or off[-1] != m["num_frames"] or np.any(np.diff(off) < 1)):
+            raise DataFormatError(
+                self.root / "offsets.npy", None, "offsets are not increasing from 0 to num_frames",
+                f"0 = offsets[0] < ... < offsets[-1] = {m['num_frames']}",
+            )
+        if self.labels.size and (self.labels.min() < -1 or self.labels.max() >= len(self.classes)):
+            raise DataFormatError(
+                self.root / "labels.npy", None,
+                f"labels span {self.labels.min()}..{self.labels.max()}",
+                f"-1..{len(self.classes) - 1} ({len(self.classes)} classes in manifest.json)",
+            )
+
+    def _open_frames(self) -> np.ndarray:
+        if self._frames is None:
+            m = self.manifest
+            shape = (m["num_frames"], self.num_persons, self.layout.num_joints, len(self.channels))
+            self._frames = self._load_array("frames.npy", shape, None, mmap=True)
+            if self._frames.dtype not in (np.float32, np.float16):
+                raise DataFormatError(self.root / "frames.npy", "dtype", f"is {self._frames.dtype}", "float32 or float16")
+        return self._frames
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_frames"] = None
+        return state
+
+    # -- access -----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def sequence(self, index: int) -> np.ndarray:
+        """Sample ``index`` as a float32 (T, M, V, C) array (a copy; the file is untouched)."""
+        frames = self._open_frames()
+        return np.array(frames[self.offsets[index] : self.offsets[index + 1]], dtype=np.float32)
+
+    @property
+    def names(self) -> list[str]:
+        if self._names is None:
+            path = self.root / "names.txt"
+            names = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+            if len(names) != len(self):
+                raise DataFormatError(path, None, f"{len(names)} names for {len(self)} samples")
+            self._names = names
+        return self._names
+
+    @property
+    def split_names(self) -> list[str]:
+        return list(self.manifest["splits"])
+
+    def split(self, name: str) -> np.ndarray:
+        splits = self.manifest["splits"]
+        if name not in splits:
+            raise DataFormatError(
+                self.root / "manifest.json", "field 'splits'", f"has no split {name!r}",
+                f"one of {sorted(splits)}",
+            )
+        idx = self._load_array(splits[name]["file"], (splits[name]["count"],), np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise DataFormatError(self.root / splits[name]["file"], None, "indices outside the dataset", f"0..{len(self) - 1}")
+        return idx
+
+    @property
+    def meta_fields(self) -> list[str]:
+        return list(self.manifest.get("meta_fields", []))
+
+    def meta(self, field: str) -> np.ndarray:
+        if field not in self.meta_fields:
+            raise DataFormatError(self.root / "manifest.json", "field 'meta_fields'", f"has no {field!r}", f"one of {self.meta_fields}")
+        return self._load_array(f"meta/{field}.npy", (len(self),), np.int64)
+
+    def manifest_hash(self) -> str:
+        """Identifies the exact data a run used (the manifest holds every file's sha256)."""
+        return file_sha256(self.root / "manifest.json")
+
+    def verify(self) -> list[str]:
+        """Re-hash every file; returns the list of files whose checksum does not match."""
+        bad = []
+        for rel, info in self.manifest["files"].items():
+            path = self.root / rel
+            if not path.is_file() or file_sha256(path) != info["sha256"]:
+                bad.append(rel)
+        return bad

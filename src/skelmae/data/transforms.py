@@ -1,0 +1,200 @@
+"""Composable sequence transforms, each doing one thing.
+
+Every transform takes a float32 array of shape (C, T, V, M) and a ``numpy.random.Generator``
+and returns a new array. Randomness comes only from the generator the caller passes, so a
+sample's augmentation is a pure function of (seed, epoch, index): identical across worker
+counts, processes and resumed runs.
+
+The default pipelines follow the CTR-GCN/MAMP feeder: train = random crop of p in
+[0.5, 1] of the valid frames (at least ``min_crop`` frames) linearly resized to the
+window, then a random rotation; test = 95 % centre crop resized to the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from skelmae.data.layouts import SkeletonLayout
+
+__all__ = [
+    "Compose",
+    "ValidCropResize",
+    "RandomRotation",
+    "RandomFlip",
+    "ToBone",
+    "ToMotion",
+    "valid_length",
+    "resize_time",
+    "build_transforms",
+]
+
+
+class Compose:
+    def __init__(self, transforms: Sequence):
+        self.transforms = list(transforms)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for t in self.transforms:
+            x = t(x, rng)
+        return x
+
+    def __repr__(self) -> str:
+        return "Compose(" + ", ".join(map(repr, self.transforms)) + ")"
+
+
+def valid_length(x: np.ndarray) -> int:
+    """Frames up to and including the last frame with any non-zero value (>= 1)."""
+    nonzero = np.flatnonzero(np.abs(x).sum(axis=(0, 2, 3)) > 0)
+    return int(nonzero[-1]) + 1 if nonzero.size else x.shape[1]
+
+
+def resize_time(x: np.ndarray, length: int) -> np.ndarray:
+    """Linear resampling along time with half-pixel centres (torch ``interpolate``,
+    ``align_corners=False``), as the reference feeder does."""
+    t_in = x.shape[1]
+    if t_in == length:
+        return x.copy()
+    pos = np.clip((np.arange(length) + 0.5) * (t_in / length) - 0.5, 0, t_in - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, t_in - 1)
+    w = (pos - lo).astype(np.float32)[None, :, None, None]
+    return (x[:, lo] * (1 - w) + x[:, hi] * w).astype(np.float32)
+
+
+class ValidCropResize:
+    """Crop part of the valid frames and resize it to ``window`` frames.
+
+    Train: ``p ~ U(p_interval)``, crop length ``clamp(floor(p * valid), min_crop, valid)``
+    at a random start. Test (a single ``p``): centred crop that drops
+    ``int((1 - p) * valid / 2)`` frames at each end.
+    ``min_crop=64`` reproduces the reference quirk of a fixed 64-frame lower bound.
+    """
+
+    def __init__(self, window: int, p_interval: Sequence[float] = (0.5, 1.0), min_crop: int = 64):
+        if not p_interval or len(p_interval) > 2 or not all(0 < p <= 1 for p in p_interval):
+            raise ValueError(f"p_interval must be one or two numbers in (0, 1], got {list(p_interval)}")
+        self.window, self.p_interval, self.min_crop = int(window), tuple(p_interval), int(min_crop)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        valid = valid_length(x)
+        if len(self.p_interval) == 1:
+            start = int((1 - self.p_interval[0]) * valid / 2)
+            crop = max(1, valid - 2 * start)
+        else:
+            p = rng.uniform(*self.p_interval)
+            crop = int(np.clip(np.floor(valid * p), min(self.min_crop, valid), valid))
+            crop = max(crop, 1)
+            start = int(rng.integers(0, valid - crop + 1))
+        return resize_time(x[:, start : start + crop], self.window)
+
+    def __repr__(self) -> str:
+        return f"ValidCropResize(window={self.window}, p_interval={list(self.p_interval)}, min_crop={self.min_crop})"
+
+
+def _rotation_matrix(angles: np.ndarray) -> np.ndarray:
+    ax, ay, az = angles
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), np.sin(ax)], [0, -np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, -np.sin(ay)], [0, 1, 0], [np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), np.sin(az), 0], [-np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+class RandomRotation:
+    """One random rotation per sample, angles ~ U(-theta, theta).
+
+    With ``planar=False`` (3D xyz): rotation about x, y and z. With ``planar=True`` (2D
+    pose, optional score channel): rotation in the image plane of the first two channels
+    only. All-zero joints (absent persons) stay zero.
+    """
+
+    def __init__(self, theta: float = 0.3, planar: bool = False):
+        self.theta, self.planar = float(theta), planar
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = x.copy()
+        if self.planar:
+            a = rng.uniform(-self.theta, self.theta)
+            rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], dtype=np.float32)
+            out[:2] = np.einsum("ij,jtvm->itvm", rot, x[:2])
+        else:
+            rot = _rotation_matrix(rng.uniform(-self.theta, self.theta, size=3)).astype(np.float32)
+            out[:3] = np.einsum("ij,jtvm->itvm", rot, x[:3])
+        return out
+
+    def __repr__(self) -> str:
+        return f"RandomRotation(theta={self.theta}, planar={self.planar})"
+
+
+class RandomFlip:
+    """Mirror left/right with probability ``p``: negate x and swap the layout's joint pairs."""
+
+    def __init__(self, layout: SkeletonLayout, p: float = 0.5):
+        self.perm, self.p = layout.flip_permutation(), float(p)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() >= self.p:
+            return x
+        out = x[:, :, self.perm].copy()
+        out[0] = -out[0]
+        return out
+
+
+class ToBone:
+    """Joint -> bone vectors (joint minus its parent; the root's bone is zero).
+
+    Only the first ``coords`` channels change; a score channel is kept as it is.
+    """
+
+    def __init__(self, layout: SkeletonLayout, coords: int = 3):
+        self.parents, self.coords = np.asarray(layout.parents), coords
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = x.copy()
+        out[: self.coords] = x[: self.coords] - x[: self.coords, :, self.parents]
+        return out
+
+
+class ToMotion:
+    """Frame differences x[t + 1] - x[t] of the first ``coords`` channels, last frame zero."""
+
+    def __init__(self, coords: int = 3):
+        self.coords = coords
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = x.copy()
+        out[: self.coords] = 0
+        out[: self.coords, :-1] = x[: self.coords, 1:] - x[: self.coords, :-1]
+        return out
+
+
+MODALITIES = ("joint", "bone", "motion", "bone_motion")
+
+
+def build_transforms(
+    layout: SkeletonLayout,
+    window: int,
+    train: bool,
+    p_interval: Sequence[float] = (0.5, 1.0),
+    test_crop: float = 0.95,
+    min_crop: int = 64,
+    rotation: float = 0.3,
+    planar: bool = False,
+    flip: float = 0.0,
+    modality: str = "joint",
+) -> Compose:
+    """The standard pipeline: crop-resize, (train) rotation and flip, then the modality."""
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    steps: list = [ValidCropResize(window, p_interval if train else (test_crop,), min_crop)]
+    if train and rotation > 0:
+        steps.append(RandomRotation(rotation, planar=planar))
+    if train and flip > 0:
+        steps.append(RandomFlip(layout, flip))
+    coords = 2 if planar else 3
+    if modality in ("bone", "bone_motion"):
+        steps.append(ToBone(layout, coords))
+    if modality in ("motion", "bone_motion"):
+        steps.append(ToMotion(coords))
+    return Compose(steps)

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skelmae.data.layouts import get_layout
+from skelmae.data.transforms import (
+    RandomFlip, RandomRotation, ToBone, ToMotion, ValidCropResize, build_transforms, resize_time, valid_length,
+)
+
+NTU = get_layout("ntu25")
+
+
+def _seq(t=50, c=3, seed=0):
+    return np.random.default_rng(seed).normal(size=(c, t, 25, 2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("t_in, t_out", [(50, 120), (120, 32), (7, 7), (1, 16)])
+def test_resize_matches_torch_linear_interpolation(t_in, t_out):
+    x = _seq(t_in)
+    c, t, v, m = x.shape
+    ref = F.interpolate(torch.from_numpy(x).permute(0, 2, 3, 1).reshape(1, c * v * m, t), size=t_out,
+                        mode="linear", align_corners=False)
+    ref = ref.reshape(c, v, m, t_out).permute(0, 3, 1, 2).numpy()
+    np.testing.assert_allclose(resize_time(x, t_out), ref, atol=5e-5)  # torch computes in float32
+
+
+def test_valid_length_ignores_trailing_zero_frames():
+    x = _seq(40)
+    x[:, 30:] = 0
+    assert valid_length(x) == 30
+    assert valid_length(np.zeros((3, 5, 25, 2), np.float32)) == 5
+
+
+def test_test_crop_is_centred_and_deterministic():
+    x = np.zeros((3, 100, 25, 2), np.float32)
+    x[0, :, 0, 0] = np.arange(100)
+    out = ValidCropResize(100, (0.9,))(x, np.random.default_rng(0))
+    # int((1 - 0.9) * 100 / 2) is 4 in floating point, as in the reference feeder: frames 4..95
+    np.testing.assert_allclose(out, resize_time(x[:, 4:96], 100))
+
+
+def test_train_crop_stays_inside_valid_frames():
+    x = np.zeros((3, 300, 25, 2), np.float32)
+    x[0, :100, 0, 0] = np.arange(1, 101)  # 100 valid frames, zero padding after
+    crop = ValidCropResize(120, (0.5, 1.0), min_crop=64)
+    for seed in range(50):
+        out = crop(x, np.random.default_rng(seed))
+        assert out.shape == (3, 120, 25, 2)
+        span = out[0, -1, 0, 0] - out[0, 0, 0, 0]
+        assert 63 - 1 <= span <= 99 and out[0, :, 0, 0].min() >= 1  # never reaches the padding
+
+
+def test_rotation_preserves_lengths_and_absent_persons():
+    x = _seq(20)
+    x[..., 1] = 0
+    out = RandomRotation(0.3)(x, np.random.default_rng(1))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=0), np.linalg.norm(x, axis=0), rtol=1e-5)
+    assert (out[..., 1] == 0).all() and not np.allclose(out, x)
+
+
+def test_planar_rotation_keeps_score_channel():
+    x = _seq(20)
+    out = RandomRotation(0.3, planar=True)(x, np.random.default_rng(1))
+    np.testing.assert_array_equal(out[2], x[2])
+    np.testing.assert_allclose(np.linalg.norm(out[:2], axis=0), np.linalg.norm(x[:2], axis=0), rtol=1e-5)
+
+
+def test_bone_and_motion():
+    x = _seq(10)
+    bone = ToBone(NTU)(x, None)
+    assert (bone[:, :, NTU.root] == 0).all()
+    np.testing.assert_allclose(bone[:, :, 0], x[:, :, 0] - x[:, :, 1])  # spine_base -> spine_mid
+    motion = ToMotion()(x, None)
+    np.testing.assert_allclose(motion[:, :-1], x[:, 1:] - x[:, :-1])
+    assert (motion[:, -1] == 0).all()
+    planar = ToMotion(coords=2)(x, None)
+    np.testing.assert_array_equal(planar[2], x[2])
+
+
+def test_flip_twice_is_identity():
+    x = _seq(10)
+    flip = RandomFlip(NTU, p=1.0)
+    once = flip(x, np.random.default_rng(0))
+    assert not np.allclose(once, x)
+    np.testing.assert_allclose(flip(once, np.random.default_rng(0)), x)
+
+
+def test_pipelines():
+    train = build_transforms(NTU, 32, train=True, modality="bone_motion")
+    names = [type(t).__name__ for t in train.transforms]
+    assert names == ["ValidCropResize", "RandomRotation", "ToBone", "ToMotion"]
+    test = build_transforms(NTU, 32, train=False)
+    x = _seq(60)
+    np.testing.assert_array_equal(test(x, np.random.default_rng(0)), test(x, np.random.default_rng(1)))
+    with pytest.raises(ValueError, match="modality"):
+        build_transforms(NTU, 32, train=True, modality="angles")
