@@ -1,0 +1,54 @@
+"""Classification heads on encoder token features (N, M, S, V, D), and the classifier."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from skelmae.models.st_mae import SkeletonEncoder
+
+
+class LinearProbeHead(nn.Module):
+    """Mean over persons, time and joints -> BatchNorm (no affine) -> Linear (MAE/MAMP probe)."""
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(dim, affine=False, eps=1e-6)
+        self.fc = nn.Linear(dim, num_classes)
+        nn.init.trunc_normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(feats.mean(dim=(1, 2, 3)) if feats.ndim == 5 else feats))
+
+
+class FinetuneHead(nn.Module):
+    """Per-joint temporal mean -> concatenated joints -> mean over persons -> MLP (MAMP)."""
+
+    def __init__(self, dim: int, num_joints: int, num_classes: int, hidden: int = 2048, dropout: float = 0.3):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim * num_joints, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        n, m, _, v, d = feats.shape
+        x = self.dropout(feats).mean(dim=2).reshape(n, m, v * d).mean(dim=1)
+        return self.mlp(x)
+
+
+class SkeletonClassifier(nn.Module):
+    """Encoder + head; ``features`` gives the pooled clip embedding used by probes and kNN."""
+
+    def __init__(self, encoder: SkeletonEncoder, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x).mean(dim=(1, 2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))

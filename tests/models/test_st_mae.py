@@ -1,0 +1,130 @@
+import pytest
+import torch
+
+from skelmae.models.heads import FinetuneHead, LinearProbeHead, SkeletonClassifier
+from skelmae.models.masking import STRATEGIES
+from skelmae.models.st_mae import SkeletonEncoder, SkeletonMAE, fold_persons, masked_mse, motion_target, patchify
+
+SMALL = dict(in_channels=3, num_joints=25, num_frames=16, segment=4, dim=32, depth=2, heads=4,
+             decoder_dim=16, decoder_depth=1, decoder_heads=2)
+
+
+def _mae(**kw):
+    torch.manual_seed(0)
+    return SkeletonMAE(**{**SMALL, **kw})
+
+
+def test_patchify_token_layout():
+    seq = torch.arange(2 * 8 * 3 * 2, dtype=torch.float32).reshape(2, 8, 3, 2)  # B T V C
+    p = patchify(seq, 4)
+    assert p.shape == (2, 2, 3, 8)
+    # token (segment 1, joint 2) holds frames 4..7 of joint 2, frame-major then channel
+    assert torch.equal(p[0, 1, 2], seq[0, 4:8, 2].reshape(-1))
+    with pytest.raises(ValueError, match="not a multiple"):
+        patchify(seq[:, :6], 4)
+
+
+def test_fold_persons_keeps_persons_of_a_sample_adjacent():
+    x = torch.randn(2, 3, 8, 25, 2)
+    folded = fold_persons(x)
+    assert folded.shape == (4, 8, 25, 3)
+    assert torch.equal(folded[1], x[0, :, :, :, 1].permute(1, 2, 0))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_output_shapes_and_exact_visible_count(strategy):
+    model = _mae(mask_strategy=strategy, mask_ratio=0.9)
+    seen = []
+    model.encoder.blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    x = torch.randn(3, 3, 16, 25, 2)
+    out = model(x)
+    n_tokens = 4 * 25
+    assert out.pred.shape == out.target.shape == (6, n_tokens, 12)
+    assert out.mask.shape == (6, n_tokens) and torch.isfinite(out.loss)
+    assert seen == [torch.Size([6, int(n_tokens * (1 - 0.9)), 32])]  # encoder sees visible tokens only
+    assert (out.mask.sum(1) == n_tokens - int(n_tokens * (1 - 0.9))).all()
+
+
+def test_masked_tokens_never_reach_the_encoder():
+    model = _mae(mask_strategy="random").eval()
+    x = torch.randn(2, 3, 16, 25, 2)
+    patches = patchify(fold_persons(x), 4)
+    mask = model.choose_mask(patches, torch.Generator().manual_seed(1))
+    changed = patches.clone().flatten(1, 2)
+    masked = mask.mask.bool()
+    changed[masked] = torch.randn_like(changed[masked]) * 100
+    changed = changed.reshape(patches.shape)
+    with torch.no_grad():
+        a = model.forward_encoder(patches, mask.ids_keep)
+        b = model.forward_encoder(changed, mask.ids_keep)
+    assert torch.equal(a, b)
+    changed = patches.clone().flatten(1, 2)
+    changed[~masked] += 1.0
+    with torch.no_grad():
+        c = model.forward_encoder(changed.reshape(patches.shape), mask.ids_keep)
+    assert not torch.allclose(a, c)
+
+
+def test_loss_ignores_visible_tokens():
+    pred, target = torch.randn(4, 10, 12), torch.randn(4, 10, 12)
+    mask = (torch.rand(4, 10) > 0.5).float()
+    base = masked_mse(pred, target, mask)
+    changed = pred.clone()
+    changed[mask == 0] += 5.0
+    assert torch.equal(masked_mse(changed, target, mask), base)
+    changed[mask == 1] += 5.0
+    assert masked_mse(changed, target, mask) > base
+
+
+def test_forward_loss_is_masked_mse_and_has_no_gradient_from_visible_predictions():
+    model = _mae(mask_strategy="random")
+    out = model(torch.randn(2, 3, 16, 25, 2))
+    assert torch.allclose(out.loss, masked_mse(out.pred, out.target, out.mask))
+    grad = torch.autograd.grad(out.loss, out.pred)[0]
+    assert (grad[out.mask == 0] == 0).all() and (grad[out.mask == 1] != 0).any()
+
+
+def test_targets():
+    seq = torch.randn(2, 8, 25, 3)
+    motion = motion_target(seq)
+    assert torch.equal(motion[:, :-1], seq[:, 1:] - seq[:, :-1]) and (motion[:, -1] == 0).all()
+    raw = _mae(target="coords", norm_target=False, num_frames=8)
+    assert torch.equal(raw.make_target(seq), patchify(seq, 4).flatten(1, 2))
+    normed = _mae(target="motion", norm_target=True, num_frames=8).make_target(seq)
+    assert torch.allclose(normed.mean(-1), torch.zeros(2, 50), atol=1e-5)
+    assert torch.allclose(normed.var(-1), torch.ones(2, 50), atol=1e-3)
+
+
+def test_training_step_reduces_loss():
+    model = _mae(mask_strategy="spatiotemporal", target="coords")
+    x = torch.randn(4, 3, 16, 25, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731 - same mask every step
+    first = model(x, generator=gen()).loss.item()
+    for _ in range(30):
+        loss = model(x, generator=gen()).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+
+def test_encoder_and_heads():
+    enc = SkeletonEncoder(3, 25, 16, 4, dim=32, depth=2, heads=4)
+    x = torch.randn(5, 3, 16, 25, 2)
+    feats = enc(x)
+    assert feats.shape == (5, 2, 4, 25, 32)
+    probe = SkeletonClassifier(enc, LinearProbeHead(32, 7))
+    assert probe(x).shape == (5, 7) and probe.features(x).shape == (5, 32)
+    assert not probe.head.norm.affine
+    tune = SkeletonClassifier(enc, FinetuneHead(32, 25, 7, hidden=64))
+    assert tune(x).shape == (5, 7)
+
+
+def test_invalid_configuration():
+    with pytest.raises(ValueError, match="mask_strategy"):
+        _mae(mask_strategy="tube")
+    with pytest.raises(ValueError, match="target"):
+        _mae(target="velocity")
+    with pytest.raises(ValueError, match="not a multiple"):
+        _mae(num_frames=18)
