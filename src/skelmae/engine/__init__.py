@@ -1,0 +1,1 @@
+"""skelmae.engine"""

@@ -1,0 +1,108 @@
+"""Pieces every protocol shares: seeding, datasets, loaders, autocast, run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from skelmae.config import DataConfig, TrainConfig
+from skelmae.data.dataset import SeededSampler, SkeletonDataset
+from skelmae.data.storage import SkeletonStore
+from skelmae.data.transforms import build_transforms
+from skelmae.engine.distributed import DistInfo
+from skelmae.engine.runs import default_run_dir
+from skelmae.errors import ConfigError
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def is_planar(channels: list[str]) -> bool:
+    """2D pose (x, y[, score]) rather than 3D xyz."""
+    return "z" not in channels
+
+
+def open_store(data: DataConfig) -> SkeletonStore:
+    if not data.root:
+        raise ConfigError("data.root is empty: set it to a dataset folder (e.g. data.root=data/ntu60)")
+    return SkeletonStore(data.root)
+
+
+def make_dataset(
+    store: SkeletonStore, data: DataConfig, split: str, train: bool, indices: np.ndarray | None = None
+) -> SkeletonDataset:
+    transform = build_transforms(
+        store.layout, data.window, train=train, p_interval=data.p_interval, test_crop=data.test_crop,
+        min_crop=data.min_crop, rotation=data.rotation, planar=is_planar(store.channels), flip=data.flip,
+        modality=data.modality,
+    )
+    return SkeletonDataset(store, split=split if indices is None else None, transform=transform, indices=indices)
+
+
+def make_loader(
+    dataset: torch.utils.data.Dataset, data: DataConfig, info: DistInfo, train: bool, seed: int,
+    batch_size: int | None = None,
+) -> DataLoader:
+    """Training: shuffled, rank-sharded, padded; evaluation: every sample exactly once."""
+    global_batch = batch_size or data.batch_size
+    if global_batch % info.world_size:
+        raise ConfigError(f"batch size {global_batch} is not divisible by the {info.world_size} processes")
+    per_rank = global_batch // info.world_size
+    sampler = SeededSampler(
+        len(dataset), shuffle=train, seed=seed, rank=info.rank, world_size=info.world_size, pad=train
+    )
+    workers = data.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=per_rank,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=info.device.type == "cuda",
+        persistent_workers=workers > 0,
+        drop_last=train and len(sampler) >= per_rank,
+        generator=torch.Generator().manual_seed(seed),
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+
+def autocast(train: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    if train.bf16:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def resolve_output_dir(train: TrainConfig, protocol: str, info: DistInfo) -> Path:
+    """The run directory; ranks agree on the default (timestamped) name."""
+    path = [str(train.output_dir or default_run_dir(protocol))]
+    if info.distributed:
+        dist.broadcast_object_list(path, src=0)
+    return Path(path[0])
+
+
+def data_description(store: SkeletonStore, data: DataConfig) -> dict[str, Any]:
+    """What a checkpoint must remember to preprocess new input exactly as in training."""
+    return {
+        "layout": store.layout.to_dict(),
+        "channels": store.channels,
+        "num_persons": store.num_persons,
+        "classes": store.classes,
+        "window": data.window,
+        "test_crop": data.test_crop,
+        "min_crop": data.min_crop,
+        "modality": data.modality,
+        "dataset": store.manifest.get("name"),
+        "manifest_sha256": store.manifest_hash(),
+        "root": str(store.root),
+    }

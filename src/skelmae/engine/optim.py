@@ -1,0 +1,68 @@
+"""Optimisers, parameter groups (weight decay, layer-wise lr decay) and lr schedules."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+from skelmae.config import OptimConfig
+from skelmae.errors import ConfigError
+
+
+def param_groups(
+    model: nn.Module,
+    weight_decay: float,
+    layer_of: Callable[[str], int] | None = None,
+    num_layers: int = 0,
+    layer_decay: float = 1.0,
+    only: Iterable[str] | None = None,
+) -> list[dict]:
+    """No weight decay on biases and 1-D parameters (norms); optional lr scale per layer.
+
+    ``layer_of(name)`` maps a parameter to a layer id in 0..num_layers; its lr is scaled by
+    ``layer_decay ** (num_layers - id)`` (layer-wise lr decay for fine-tuning).
+    """
+    allowed = set(only) if only is not None else None
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad or (allowed is not None and name not in allowed):
+            continue
+        decay = param.ndim > 1 and not name.endswith(".bias")
+        layer = layer_of(name) if layer_of else num_layers
+        key = (layer, decay)
+        if key not in groups:
+            groups[key] = {
+                "params": [],
+                "weight_decay": weight_decay if decay else 0.0,
+                "lr_scale": layer_decay ** (num_layers - layer),
+            }
+        groups[key]["params"].append(param)
+    return list(groups.values())
+
+
+def build_optimizer(cfg: OptimConfig, groups: list[dict], device: torch.device) -> torch.optim.Optimizer:
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), **fused)
+    if cfg.name == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), **fused)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    raise ConfigError(f"optim.name must be adamw, adam or sgd, got {cfg.name!r}")
+
+
+def lr_at(epoch: float, cfg: OptimConfig, epochs: int) -> float:
+    """Linear warm-up from 0, then half-cosine from ``lr`` to ``min_lr`` (per iteration)."""
+    if epoch < cfg.warmup_epochs:
+        return cfg.lr * epoch / cfg.warmup_epochs
+    span = max(epochs - cfg.warmup_epochs, 1e-8)
+    progress = min((epoch - cfg.warmup_epochs) / span, 1.0)
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)

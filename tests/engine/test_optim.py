@@ -1,0 +1,32 @@
+import math
+
+import torch
+from torch import nn
+
+from skelmae.config import OptimConfig
+from skelmae.engine.optim import build_optimizer, lr_at, param_groups
+
+
+def test_warmup_then_cosine_to_min():
+    cfg = OptimConfig(lr=1e-3, min_lr=5e-4, warmup_epochs=20)
+    assert lr_at(0, cfg, 400) == 0
+    assert math.isclose(lr_at(10, cfg, 400), 5e-4)
+    assert math.isclose(lr_at(20, cfg, 400), 1e-3)
+    assert math.isclose(lr_at(210, cfg, 400), 7.5e-4)
+    assert math.isclose(lr_at(400, cfg, 400), 5e-4)
+
+
+def test_no_weight_decay_on_biases_and_norms():
+    model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+    groups = param_groups(model, 0.05)
+    decayed = [p for g in groups if g["weight_decay"] > 0 for p in g["params"]]
+    assert len(decayed) == 1 and decayed[0] is model[0].weight
+    opt = build_optimizer(OptimConfig(), groups, torch.device("cpu"))
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["betas"] == (0.9, 0.95)
+
+
+def test_layer_decay_scales():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    groups = param_groups(model, 0.0, layer_of=lambda n: int(n.split(".")[0]), num_layers=1, layer_decay=0.5)
+    scales = sorted(g["lr_scale"] for g in groups)
+    assert scales == [0.5, 0.5, 1.0, 1.0]  # weight and bias groups per layer

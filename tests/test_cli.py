@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from skelmae.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "pretrain", "linear", "data", "layouts", "presets", "config"):
+        assert command in result.output
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "skelmae", "layouts"], capture_output=True, text=True)
+    assert out.returncode == 0 and "ntu25" in out.stdout and "coco17" in out.stdout
+
+
+def test_layout_and_presets():
+    assert "spine_shoulder" in runner.invoke(app, ["layouts", "ntu25"]).output
+    assert "demo/pretrain" in runner.invoke(app, ["presets"]).output
+
+
+def test_config_prints_resolved_values():
+    result = runner.invoke(app, ["config", "pretrain", "-c", "demo/pretrain", "train.epochs=7"])
+    assert result.exit_code == 0 and "epochs: 7" in result.output
+
+
+def test_data_synth_and_info(tmp_path):
+    out = tmp_path / "s"
+    result = runner.invoke(app, ["data", "synth", "--out", str(out), "--subjects", "4", "--test-subjects", "2",
+                                 "--repetitions", "1"])
+    assert result.exit_code == 0, result.output
+    info = runner.invoke(app, ["data", "info", str(out)])
+    assert info.exit_code == 0 and "train 28, test 28" in info.output and "meet then part" in info.output
+    again = runner.invoke(app, ["data", "synth", "--out", str(out)])
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data", "info", "/no/such/dir"], "dataset folder does not exist"),
+        (["pretrain", "train.epochz=1"], "epochz"),
+        (["layouts", "ntu99"], "unknown layout"),
+    ],
+)
+def test_user_errors_are_one_line_with_status_2(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_demo_end_to_end_tiny(tmp_path):
+    args = ["demo", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "runs"),
+            "data.window=16", "data.min_crop=8", "data.num_workers=0", "train.progress=false",
+            "model.dim=32", "model.depth=1", "model.heads=4", "pretrain.model.decoder_dim=16",
+            "pretrain.model.decoder_depth=1", "pretrain.model.decoder_heads=2", "pretrain.train.epochs=1",
+            "linear.train.epochs=3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "pre-trained" in result.output and "random" in result.output and "margin" in result.output
+    summary = json.loads((tmp_path / "runs" / "demo_summary.json").read_text())
+    row = summary["rows"][0]
+    assert 0 <= row["pretrained_top1"] <= 100 and 0 <= row["random_top1"] <= 100
+    cached = runner.invoke(app, args)  # second run reuses the generated data
+    assert "using cached synthetic data" in cached.output
