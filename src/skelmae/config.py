@@ -41,6 +41,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    arch: str = "st_mae"  # st_mae (transformer) | graph_mae (GIN, see models/graph_mae.py)
     segment: int = 4  # frames per token
     dim: int = 256
     depth: int = 8
@@ -72,6 +73,9 @@ class OptimConfig:
     momentum: float = 0.9
     layer_decay: float = 1.0
     clip_grad: float = 0.0  # max gradient norm, 0 = off
+    schedule: str = "cosine"  # cosine: warm-up then cosine to min_lr | step: warm-up then x gamma at milestones
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
 
 
 @dataclass
@@ -104,6 +108,22 @@ class LinearConfig:
     model: ModelConfig = field(default_factory=ModelConfig)  # used only without ``init``
     optim: OptimConfig = field(
         default_factory=lambda: OptimConfig(name="sgd", lr=0.1, min_lr=0.0, warmup_epochs=0.0, weight_decay=0.0)
+    )
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100))
+
+
+@dataclass
+class FinetuneConfig:
+    init: str = ""  # pre-trained checkpoint; empty = the same network from scratch
+    head: str = "mlp"  # mlp (MAMP fine-tune head) | linear | strl (graph model)
+    head_dropout: float = 0.3
+    label_smoothing: float = 0.1
+    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=48))
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(drop_path=0.3))
+    optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(
+            lr=3e-4, min_lr=1e-5, warmup_epochs=5.0, weight_decay=0.05, betas=[0.9, 0.999], layer_decay=0.8
+        )
     )
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100))
 

@@ -16,6 +16,12 @@ def test_warmup_then_cosine_to_min():
     assert math.isclose(lr_at(400, cfg, 400), 5e-4)
 
 
+def test_step_schedule():
+    cfg = OptimConfig(lr=0.1, warmup_epochs=5, schedule="step", milestones=[90, 100])
+    assert math.isclose(lr_at(2.5, cfg, 110), 0.05)
+    assert [round(lr_at(e, cfg, 110), 6) for e in (5, 89.9, 90, 100, 109)] == [0.1, 0.1, 0.01, 0.001, 0.001]
+
+
 def test_no_weight_decay_on_biases_and_norms():
     model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
     groups = param_groups(model, 0.05)

@@ -55,9 +55,13 @@ def build_optimizer(cfg: OptimConfig, groups: list[dict], device: torch.device) 
 
 
 def lr_at(epoch: float, cfg: OptimConfig, epochs: int) -> float:
-    """Linear warm-up from 0, then half-cosine from ``lr`` to ``min_lr`` (per iteration)."""
+    """Linear warm-up from 0, then half-cosine from ``lr`` to ``min_lr`` or steps (per iteration)."""
     if epoch < cfg.warmup_epochs:
         return cfg.lr * epoch / cfg.warmup_epochs
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.schedule != "cosine":
+        raise ConfigError(f"optim.schedule must be cosine or step, got {cfg.schedule!r}")
     span = max(epochs - cfg.warmup_epochs, 1e-8)
     progress = min((epoch - cfg.warmup_epochs) / span, 1.0)
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
