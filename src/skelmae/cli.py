@@ -150,6 +150,49 @@ def data_synth(
     console.print(f"wrote {path}")
 
 
+@data_app.command("prepare")
+@user_errors
+def data_prepare(
+    format: str = typer.Argument(..., help="ntu60 | ntu120 | pku-mmd | nw-ucla | pyskl | ctrgcn-npz"),
+    raw: list[Path] = typer.Option(..., help="raw data: a folder or file; repeat for several (e.g. both NTU 120 archives)"),
+    out: Path = typer.Option(..., help="dataset folder to create"),
+    workers: Optional[int] = typer.Option(None, help="worker processes (default: all CPU cores)"),
+    on_error: str = typer.Option("fail", help="fail: stop at the first bad file; skip: leave it out and list it in OUT.skipped.txt"),
+    overwrite: bool = typer.Option(False, help="replace an existing folder (only once the new one is complete)"),
+    second_actor: Optional[str] = typer.Option(None, help="ntu60/ntu120: zeros (default) or duplicate (NTU 120 reference)"),
+    center: Optional[bool] = typer.Option(None, "--center/--no-center", help="pku-mmd: centre like NTU (default: no, as the reference)"),
+    max_persons: Optional[int] = typer.Option(None, help="pyskl: persons kept per sample (default 2)"),
+    label_base: Optional[str] = typer.Option(None, help="pyskl: auto (default), 0 or 1"),
+    layout: Optional[str] = typer.Option(None, help="pyskl: layout name or YAML file (default: from the joint count)"),
+    class_names: Optional[Path] = typer.Option(None, help="pyskl/ctrgcn-npz: text file with one class name per line"),
+    protocol: Optional[str] = typer.Option(None, help="ctrgcn-npz: split prefix (default: from the file name, e.g. xsub)"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Import a raw dataset into a canonical dataset folder (parallel; a killed run leaves nothing complete-looking)."""
+    from skelmae.data.prepare import prepare
+
+    options = {
+        "second_actor": second_actor, "center": center, "max_persons": max_persons, "label_base": label_base,
+        "layout": layout, "class_names": class_names, "protocol": protocol,
+    }
+    report = prepare(
+        format, raw, out, workers=workers, on_error=on_error, overwrite=overwrite, progress=progress,
+        **{key: value for key, value in options.items() if value is not None},
+    )
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+    splits = ", ".join(f"{name} {count}" for name, count in report.split_counts.items())
+    console.print(
+        f"wrote {report.out}: {report.samples} samples ({splits}) from {report.items} inputs "
+        f"in {report.seconds:.1f} s ({report.items_per_second:.1f}/s)", highlight=False,
+    )
+    if report.report is not None:
+        console.print(
+            f"[yellow]{len(report.skipped)} input(s) skipped, {len(report.dropped)} item(s) left out: see {report.report}[/yellow]",
+            highlight=False,
+        )
+
+
 @data_app.command("info")
 @user_errors
 def data_info(root: Path = typer.Argument(..., help="dataset folder")) -> None:
