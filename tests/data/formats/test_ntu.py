@@ -1,5 +1,4 @@
 import pickle
-import random
 
 import numpy as np
 import pytest
