@@ -76,7 +76,7 @@ def run_linear(cfg: LinearConfig) -> dict[str, Any]:
         model = build_classifier(encoder_args(ckpt["model_args"]), "linear", num_classes)
         load_encoder_weights(model.encoder, encoder_state_from(ckpt, cfg.init), cfg.init)
     else:
-        args = mae_args(cfg.model, MaskConfig(), store.layout, len(store.channels), cfg.data.window)
+        args = mae_args(cfg.model, MaskConfig(), store.layout, store.channels, cfg.data.window)
         model = build_classifier(encoder_args(args), "linear", num_classes)
     model.to(info.device)
     model.encoder.requires_grad_(False)

@@ -19,8 +19,7 @@ from skelmae.engine.distributed import DistInfo, all_reduce_sum, cleanup, init_d
 from skelmae.engine.optim import build_optimizer, lr_at, param_groups, set_lr
 from skelmae.engine.runs import RunDir
 from skelmae.errors import CheckpointError
-from skelmae.models.build import mae_args
-from skelmae.models.st_mae import SkeletonMAE
+from skelmae.models.build import build_mae, mae_args
 
 
 def _gather_rng(info: DistInfo) -> list[Any]:
@@ -38,8 +37,8 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
     train_set = make_dataset(store, cfg.data, cfg.data.train_split, train=True)
     loader = make_loader(train_set, cfg.data, info, train=True, seed=cfg.train.seed)
 
-    args = mae_args(cfg.model, cfg.mask, store.layout, len(store.channels), cfg.data.window)
-    model = SkeletonMAE(**args).to(info.device)
+    args = mae_args(cfg.model, cfg.mask, store.layout, store.channels, cfg.data.window)
+    model = build_mae(args).to(info.device)
     optimizer = build_optimizer(cfg.optim, param_groups(model, cfg.optim.weight_decay), info.device)
     run = RunDir(resolve_output_dir(cfg.train, "pretrain", info), active=info.is_main)
     start_epoch = 0
