@@ -22,7 +22,7 @@ Read top to bottom:
    draws only decorrelate the graphs of a batch). ``bodypart``: ``regions`` whole groups of the
    layout drawn uniformly without replacement (default 2 of 6; the paper picks "one or more"),
    or the same named ``fixed_regions`` in every graph (the paper's ablation; its best FineGym
-   setting is right_arm + right_leg). ``random``: round(ratio * V) joints (the paper's
+   setting, V3 + V5, is right_arm + right_leg). ``random``: round(ratio * V) joints (the paper's
    ablation). A masked joint's lifted feature is replaced by one learned D-dim mask vector
    before the joint embedding is added, so its input never reaches the encoder.
 5. Re-masking is off by default (*choice*): with whole regions masked, a region's inner joints
