@@ -42,6 +42,22 @@ class DataConfig:
 
 
 @dataclass
+class GraphConfig:
+    """SkeletonMAE-G and its STRL fine-tuning network (``model.arch=graph_mae``; models/graph_mae.py)."""
+
+    feat_dim: int = 64  # D: each joint's channels are lifted to D
+    hidden_dim: int = 64  # D_h: width of the GIN layers and of the encoder output
+    encoder_layers: int = 3
+    decoder_layers: int = 1
+    regions: int = 2  # body-part groups masked per frame graph (mask.strategy=bodypart)
+    fixed_regions: list[str] = field(default_factory=list)  # mask these groups in every graph instead
+    remask: bool = False  # GraphMAE re-masking of the encoder output before the decoder
+    beta: float = 2.0  # exponent of the scaled cosine error
+    edge_weight: float = 0.0  # weight of the bone-vector (edge) term; 0 = joints only, as in the paper
+    strl_layers: int = 3  # STRL fine-tuning network depth
+
+
+@dataclass
 class ModelConfig:
     arch: str = "st_mae"  # st_mae (transformer) | graph_mae (GIN, see models/graph_mae.py)
     segment: int = 4  # frames per token
@@ -53,11 +69,13 @@ class ModelConfig:
     decoder_depth: int = 3
     decoder_heads: int = 8
     drop_path: float = 0.0
+    graph: GraphConfig = field(default_factory=GraphConfig)
 
 
 @dataclass
 class MaskConfig:
-    strategy: str = "motion"  # random | joint | frame | spatiotemporal | bodypart | motion
+    # random | joint | frame | spatiotemporal | bodypart | motion; graph_mae: bodypart | random
+    strategy: str = "motion"
     ratio: float = 0.9
     tau: float = 0.8  # motion-aware temperature (0.75 for NTU120 in MAMP)
     target: str = "motion"  # coords | motion

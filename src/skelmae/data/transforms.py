@@ -26,6 +26,7 @@ __all__ = [
     "ToBone",
     "ToMotion",
     "valid_length",
+    "is_planar",
     "resize_time",
     "build_transforms",
 ]
@@ -42,6 +43,11 @@ class Compose:
 
     def __repr__(self) -> str:
         return "Compose(" + ", ".join(map(repr, self.transforms)) + ")"
+
+
+def is_planar(channels: Sequence[str]) -> bool:
+    """2D pose (x, y[, score]) rather than 3D xyz."""
+    return "z" not in channels
 
 
 def valid_length(x: np.ndarray) -> int:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from skelmae.config import DataConfig, TrainConfig
 from skelmae.data.dataset import SeededSampler, SkeletonDataset
 from skelmae.data.storage import SkeletonStore
-from skelmae.data.transforms import build_transforms
+from skelmae.data.transforms import build_transforms, is_planar
 from skelmae.config import MaskConfig, ModelConfig
 from skelmae.engine.checkpoint import load_checkpoint
 from skelmae.engine.distributed import DistInfo
@@ -31,11 +31,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     torch.manual_seed(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def is_planar(channels: list[str]) -> bool:
-    """2D pose (x, y[, score]) rather than 3D xyz."""
-    return "z" not in channels
 
 
 def open_store(data: DataConfig) -> SkeletonStore:
@@ -127,22 +122,30 @@ def downstream_model(
     init: str, model: ModelConfig | None, store: SkeletonStore, window: int, head: str,
     drop_path: float = 0.0, head_dropout: float = 0.3,
 ) -> SkeletonClassifier:
-    """Encoder + ``head`` for ``store``; the encoder comes from ``init`` or, if empty, ``model``."""
+    """Encoder + ``head`` for ``store``; the encoder comes from ``init`` or, if empty, ``model``.
+
+    The encoder is built for ``window`` frames; a pre-trained temporal embedding of
+    another length is resampled.
+    """
+    model = model or ModelConfig()
+    strl_layers = model.graph.strl_layers
     if init:
         ckpt = load_checkpoint(init)
         check_compatible(ckpt["data"], store, init)
-        classifier = build_classifier(encoder_args(ckpt["model_args"], drop_path), head, store.num_classes, head_dropout)
+        args = {**encoder_args(ckpt["model_args"], drop_path), "num_frames": window}
+        classifier = build_classifier(args, head, store.num_classes, head_dropout, strl_layers=strl_layers)
         load_encoder_weights(classifier.encoder, encoder_state_from(ckpt, init), init)
         return classifier
-    args = mae_args(model or ModelConfig(), MaskConfig(), store.layout, len(store.channels), window)
-    return build_classifier(encoder_args(args, drop_path), head, store.num_classes, head_dropout)
+    args = mae_args(model, MaskConfig(), store.layout, store.channels, window)
+    return build_classifier(encoder_args(args, drop_path), head, store.num_classes, head_dropout, strl_layers=strl_layers)
 
 
 def load_classifier(path: str) -> tuple[SkeletonClassifier, dict[str, Any]]:
     """A trained classifier (probe or fine-tuned) and its checkpoint, ready for inference."""
     ckpt = load_checkpoint(path, kind="classifier")
     model = build_classifier(
-        encoder_args(ckpt["model_args"]), ckpt["head"], ckpt["num_classes"], ckpt.get("head_dropout", 0.3)
+        encoder_args(ckpt["model_args"]), ckpt["head"], ckpt["num_classes"], ckpt.get("head_dropout", 0.3),
+        strl_layers=ckpt.get("strl_layers", 3),
     )
     try:
         model.load_state_dict(ckpt["model"])

@@ -165,7 +165,8 @@ def run_finetune(cfg: FinetuneConfig, protocol: str = "finetune", resume: bool =
 def _checkpoint(model, optimizer, epoch: int, rng, state, store, cfg: FinetuneConfig, protocol: str) -> dict[str, Any]:
     ckpt = {
         "kind": "classifier", "head": cfg.head, "protocol": protocol, "model_args": model.encoder.args,
-        "num_classes": store.num_classes, "head_dropout": cfg.head_dropout, "model": model.state_dict(),
+        "num_classes": store.num_classes, "head_dropout": cfg.head_dropout, "strl_layers": cfg.model.graph.strl_layers,
+        "model": model.state_dict(),
         "epoch": epoch, "state": state, "data": data_description(store, cfg.data), "config": to_dict(cfg),
     }
     if optimizer is not None:

@@ -18,8 +18,7 @@ from skelmae.engine.distributed import all_reduce_sum, cleanup, gather_objects, 
 from skelmae.engine.optim import build_optimizer, lr_at, param_groups, set_lr
 from skelmae.engine.runs import RunDir
 from skelmae.errors import CheckpointError
-from skelmae.models.build import mae_args
-from skelmae.models.st_mae import SkeletonMAE
+from skelmae.models.build import build_mae, mae_args
 
 
 def step_generator(seed: int, epoch: int, step: int, device: torch.device) -> torch.Generator:
@@ -35,8 +34,8 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
     train_set = make_dataset(store, cfg.data, cfg.data.train_split, train=True)
     loader = make_loader(train_set, cfg.data, info, train=True, seed=cfg.train.seed)
 
-    args = mae_args(cfg.model, cfg.mask, store.layout, len(store.channels), cfg.data.window)
-    model = SkeletonMAE(**args).to(info.device)
+    args = mae_args(cfg.model, cfg.mask, store.layout, store.channels, cfg.data.window)
+    model = build_mae(args).to(info.device)
     optimizer = build_optimizer(cfg.optim, param_groups(model, cfg.optim.weight_decay), info.device)
     run = RunDir(resolve_output_dir(cfg.train, "pretrain", info), active=info.is_main)
     start_epoch = 0

@@ -28,7 +28,7 @@ import torch
 
 STRATEGIES = ("random", "joint", "frame", "spatiotemporal", "bodypart", "motion")
 
-__all__ = ["STRATEGIES", "MaskResult", "visible_count", "token_motion", "mask_tokens"]
+__all__ = ["STRATEGIES", "MaskResult", "visible_count", "token_motion", "mask_tokens", "sharded_rand"]
 
 
 @dataclass
@@ -53,6 +53,17 @@ def token_motion(patches: torch.Tensor) -> torch.Tensor:
     return torch.cat([diff[:, :1], diff], dim=1) if patches.shape[1] > 1 else torch.zeros_like(patches[..., 0])
 
 
+def sharded_rand(
+    shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None,
+    shard: tuple[int, int] = (0, 1), rows_per_sample: int = 1,
+) -> torch.Tensor:
+    """Uniform noise for this rank's rows: drawn for the whole global batch, then the
+    samples ``rank::world_size`` (``rows_per_sample`` consecutive rows each) are kept."""
+    rank, world = shard
+    noise = torch.rand(shape[0] * world, *shape[1:], device=device, generator=generator)
+    return noise.reshape(-1, rows_per_sample, *shape[1:])[rank::world].reshape(shape)
+
+
 def _scores(
     strategy: str,
     batch: int,
@@ -66,12 +77,8 @@ def _scores(
     shard: tuple[int, int],
     rows_per_sample: int,
 ) -> torch.Tensor:
-    rank, world = shard
-
-    def rand(*shape: int) -> torch.Tensor:  # this rank's samples of the global batch's noise
-        noise = torch.rand(shape[0] * world, *shape[1:], device=device, generator=generator)
-        per_sample = noise.reshape(-1, rows_per_sample, *shape[1:])
-        return per_sample[rank::world].reshape(shape)
+    def rand(*shape: int) -> torch.Tensor:
+        return sharded_rand(shape, device, generator, shard, rows_per_sample)
 
     tie = rand(batch, segments, joints) * 1e-3  # orders tokens within a unit
     if strategy == "random":
