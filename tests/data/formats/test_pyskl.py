@@ -168,7 +168,7 @@ _values = st.floats(allow_nan=True, allow_infinity=True, width=32) | st.sampled_
     keypoint=_shapes.flatmap(lambda shape: hnp.arrays(np.float32, shape, elements=_values)),
     dtype=st.sampled_from([np.float16, np.float32, np.float64]),
     extra=st.fixed_dictionaries({}, optional={
-        "img_shape": st.one_of(st.tuples(st.integers(-5, 2000), st.integers(-5, 2000)), st.none(), st.text(max_size=3)),
+        "img_shape": st.one_of(st.tuples(st.integers(-5, 2000) | st.integers(), st.integers(-5, 2000)), st.none(), st.text(max_size=3)),
         "keypoint_score": hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=4, max_side=25), elements=_values),
     }),
 )

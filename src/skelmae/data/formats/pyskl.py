@@ -111,7 +111,7 @@ def _img_shape(ann: dict, path: str | Path, where: str) -> tuple[float, float]:
     shape = ann.get("img_shape")
     try:
         h, w = (float(v) for v in shape)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataFormatError(path, f"{where}.img_shape", f"is {shape!r}", "(height, width) in pixels") from None
     if not (h > 0 and w > 0 and np.isfinite(h) and np.isfinite(w)):
         raise DataFormatError(path, f"{where}.img_shape", f"is {shape!r}", "positive (height, width)")
