@@ -26,9 +26,10 @@ from skelmae.engine.distributed import DistInfo, all_gather_variable, all_reduce
 from skelmae.engine.optim import build_optimizer, lr_at, param_groups, set_lr
 from skelmae.engine.runs import RunDir
 from skelmae.errors import CheckpointError
-from skelmae.eval.metrics import classification_metrics
+from skelmae.eval.metrics import classification_metrics, confusion_matrix
 from skelmae.models.build import build_classifier, encoder_args, encoder_state_from, load_encoder_weights, mae_args
 from skelmae.models.heads import SkeletonClassifier
+from skelmae.viz.plots import write_confusion_matrix
 
 
 @torch.no_grad()
@@ -126,8 +127,11 @@ def run_linear(cfg: LinearConfig) -> dict[str, Any]:
         history.append(record)
         run.log((epoch + 1) * steps, **record)
 
-    final = classification_metrics(model.head(test_x).detach().cpu(), test_y.cpu(), num_classes)
+    logits = model.head(test_x).detach().cpu()
+    final = classification_metrics(logits, test_y.cpu(), num_classes)
     if info.is_main:
+        cm = confusion_matrix(logits.argmax(1).numpy(), test_y.cpu().numpy(), num_classes)
+        write_confusion_matrix(cm, store.classes, run.path / "confusion", title=f"linear probe, {cfg.data.test_split}")
         save_checkpoint(run.path / "last.pt", {
             "kind": "classifier", "head": "linear", "model_args": model.encoder.args,
             "num_classes": num_classes, "model": model.state_dict(), "epoch": cfg.train.epochs - 1,
