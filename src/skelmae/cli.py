@@ -91,20 +91,81 @@ def linear(config: Optional[str] = CONFIG, overrides: Optional[list[str]] = OVER
     console.print_json(json.dumps(run_linear(cfg)))
 
 
+FINETUNE_HELP = {
+    "finetune": "Fine-tune a pre-trained encoder end to end (layer-wise lr decay, drop path, label smoothing).",
+    "semi": "Fine-tune with a fixed class-stratified share of the labels (semi.fraction=0.01 or 0.1).",
+    "transfer": "Fine-tune an encoder pre-trained on another dataset (joints and channels must match).",
+    "scratch": "Train the same network from random initialisation (the baseline without pre-training).",
+}
+
+
+def _finetune_command(protocol: str):
+    def command(
+        config: Optional[str] = CONFIG,
+        resume: bool = typer.Option(False, help="continue the run in train.output_dir from its last.pt"),
+        overrides: Optional[list[str]] = OVERRIDES,
+    ) -> None:
+        from skelmae.config import FinetuneConfig, load_config
+        from skelmae.engine.finetune import run_finetune
+
+        cfg = load_config(FinetuneConfig, config, overrides)
+        console.print_json(json.dumps(run_finetune(cfg, protocol, resume=resume)))
+
+    command.__doc__ = FINETUNE_HELP[protocol]
+    return command
+
+
+for _protocol in FINETUNE_HELP:
+    app.command(_protocol)(user_errors(_finetune_command(_protocol)))
+
+
+@app.command()
+@user_errors
+def knn(config: Optional[str] = CONFIG, overrides: Optional[list[str]] = OVERRIDES) -> None:
+    """k-nearest-neighbour retrieval accuracy of frozen features (``init=CHECKPOINT``)."""
+    from skelmae.config import KnnConfig, load_config
+    from skelmae.eval.knn import run_knn
+
+    console.print_json(json.dumps(run_knn(load_config(KnnConfig, config, overrides))))
+
+
+@app.command()
+@user_errors
+def evaluate(
+    checkpoint: Path = typer.Option(..., help="a classifier checkpoint (linear probe or fine-tuned)"),
+    data: Optional[Path] = typer.Option(None, help="dataset folder (default: the one it was trained on)"),
+    split: str = typer.Option("", help="split to evaluate (default: the run's test split)"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default: beside the checkpoint)"),
+    batch_size: int = typer.Option(128),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Top-1, top-5, mean-class accuracy and the confusion matrix (CSV) of a classifier."""
+    from skelmae.eval.evaluate import run_evaluate
+
+    result = run_evaluate(str(checkpoint), str(data) if data else None, split, str(out) if out else None,
+                          device=device, batch_size=batch_size)
+    console.print_json(json.dumps(result))
+
+
+SCHEMAS = {
+    "pretrain": "PretrainConfig", "linear": "LinearConfig", "knn": "KnnConfig",
+    **{p: "FinetuneConfig" for p in FINETUNE_HELP},
+}
+
+
 @app.command("config")
 @user_errors
 def show_config(
-    protocol: str = typer.Argument(..., help="pretrain | linear"),
+    protocol: str = typer.Argument(..., help=" | ".join(SCHEMAS)),
     config: Optional[str] = CONFIG,
     overrides: Optional[list[str]] = OVERRIDES,
 ) -> None:
     """Print the fully resolved configuration of a protocol."""
-    from skelmae.config import LinearConfig, PretrainConfig, load_config, to_yaml
+    from skelmae import config as configs
 
-    schemas = {"pretrain": PretrainConfig, "linear": LinearConfig}
-    if protocol not in schemas:
-        raise SkelmaeError(f"unknown protocol {protocol!r}; expected one of {sorted(schemas)}")
-    typer.echo(to_yaml(load_config(schemas[protocol], config, overrides)))
+    if protocol not in SCHEMAS:
+        raise SkelmaeError(f"unknown protocol {protocol!r}; expected one of {sorted(SCHEMAS)}")
+    typer.echo(configs.to_yaml(configs.load_config(getattr(configs, SCHEMAS[protocol]), config, overrides)))
 
 
 @app.command()

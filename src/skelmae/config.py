@@ -37,6 +37,8 @@ class DataConfig:
     modality: str = "joint"  # joint | bone | motion | bone_motion
     batch_size: int = 128  # global batch (split over ranks)
     num_workers: int = 2
+    val_fraction: float = 0.0  # class-stratified validation split carved from the training split
+    val_seed: int = 0
 
 
 @dataclass
@@ -104,7 +106,7 @@ class PretrainConfig:
 class LinearConfig:
     init: str = ""  # pre-trained checkpoint; empty = randomly initialised encoder (baseline)
     augment: bool = True  # train-time augmentation; without it features are computed once
-    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=256))
+    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=256, val_fraction=0.1))
     model: ModelConfig = field(default_factory=ModelConfig)  # used only without ``init``
     optim: OptimConfig = field(
         default_factory=lambda: OptimConfig(name="sgd", lr=0.1, min_lr=0.0, warmup_epochs=0.0, weight_decay=0.0)
@@ -113,12 +115,20 @@ class LinearConfig:
 
 
 @dataclass
+class SemiConfig:
+    fraction: float = 1.0  # share of training labels used; < 1 for the semi-supervised protocol
+    seed: int = 0  # draws the class-stratified subset (saved and reused as an index file)
+    subset_file: str = ""  # default: <data.root>/subsets/<split>-<pct>pct-seed<seed>.npy
+
+
+@dataclass
 class FinetuneConfig:
     init: str = ""  # pre-trained checkpoint; empty = the same network from scratch
     head: str = "mlp"  # mlp (MAMP fine-tune head) | linear | strl (graph model)
     head_dropout: float = 0.3
     label_smoothing: float = 0.1
-    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=48))
+    semi: SemiConfig = field(default_factory=SemiConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=48, val_fraction=0.1))
     model: ModelConfig = field(default_factory=lambda: ModelConfig(drop_path=0.3))
     optim: OptimConfig = field(
         default_factory=lambda: OptimConfig(
@@ -126,6 +136,15 @@ class FinetuneConfig:
         )
     )
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100))
+
+
+@dataclass
+class KnnConfig:
+    init: str = ""  # pre-trained checkpoint (required)
+    k: list[int] = field(default_factory=lambda: [1, 20])
+    temperature: float = 0.07  # weights neighbours by exp(cosine / temperature)
+    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=256))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=0))
 
 
 def resolve_config_path(config: str | Path) -> Path:

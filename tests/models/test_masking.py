@@ -89,3 +89,17 @@ def test_token_motion_first_segment_copies_second():
 def test_unknown_strategy():
     with pytest.raises(ValueError, match="unknown mask strategy"):
         _mask("tube")
+
+
+@pytest.mark.parametrize("strategy", ["random", "spatiotemporal", "motion"])
+def test_masks_do_not_depend_on_the_number_of_processes(strategy):
+    samples, persons, world = 8, 2, 2
+    patches = torch.randn(samples * persons, S, V, 12)
+    whole = mask_tokens(strategy, 0.7, samples * persons, S, V, generator=torch.Generator().manual_seed(5),
+                        patches=patches, rows_per_sample=persons).mask
+    per_sample = whole.reshape(samples, persons, -1)
+    for rank in range(world):
+        rows = patches.reshape(samples, persons, S, V, 12)[rank::world].reshape(-1, S, V, 12)
+        part = mask_tokens(strategy, 0.7, rows.shape[0], S, V, generator=torch.Generator().manual_seed(5),
+                           patches=rows, shard=(rank, world), rows_per_sample=persons).mask
+        assert torch.equal(part.reshape(samples // world, persons, -1), per_sample[rank::world])

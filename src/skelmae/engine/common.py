@@ -16,9 +16,13 @@ from skelmae.config import DataConfig, TrainConfig
 from skelmae.data.dataset import SeededSampler, SkeletonDataset
 from skelmae.data.storage import SkeletonStore
 from skelmae.data.transforms import build_transforms
+from skelmae.config import MaskConfig, ModelConfig
+from skelmae.engine.checkpoint import load_checkpoint
 from skelmae.engine.distributed import DistInfo
 from skelmae.engine.runs import default_run_dir
-from skelmae.errors import ConfigError
+from skelmae.errors import CheckpointError, ConfigError
+from skelmae.models.build import build_classifier, encoder_args, encoder_state_from, load_encoder_weights, mae_args
+from skelmae.models.heads import SkeletonClassifier
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -106,3 +110,42 @@ def data_description(store: SkeletonStore, data: DataConfig) -> dict[str, Any]:
         "manifest_sha256": store.manifest_hash(),
         "root": str(store.root),
     }
+
+
+def check_compatible(data: dict[str, Any], store: SkeletonStore, source: str) -> None:
+    """A pre-trained encoder only transfers to data with the same joints (in order) and channels."""
+    joints = list(data["layout"]["joints"])
+    if joints != list(store.layout.joint_names) or list(data["channels"]) != store.channels:
+        raise CheckpointError(
+            f"{source}: pre-trained on layout {data['layout']['name']!r} ({len(joints)} joints) with channels "
+            f"{data['channels']}, but {store.root} has layout {store.layout.name!r} ({store.layout.num_joints} "
+            f"joints) with channels {store.channels}; the joints and channels must match in order"
+        )
+
+
+def downstream_model(
+    init: str, model: ModelConfig | None, store: SkeletonStore, window: int, head: str,
+    drop_path: float = 0.0, head_dropout: float = 0.3,
+) -> SkeletonClassifier:
+    """Encoder + ``head`` for ``store``; the encoder comes from ``init`` or, if empty, ``model``."""
+    if init:
+        ckpt = load_checkpoint(init)
+        check_compatible(ckpt["data"], store, init)
+        classifier = build_classifier(encoder_args(ckpt["model_args"], drop_path), head, store.num_classes, head_dropout)
+        load_encoder_weights(classifier.encoder, encoder_state_from(ckpt, init), init)
+        return classifier
+    args = mae_args(model or ModelConfig(), MaskConfig(), store.layout, len(store.channels), window)
+    return build_classifier(encoder_args(args, drop_path), head, store.num_classes, head_dropout)
+
+
+def load_classifier(path: str) -> tuple[SkeletonClassifier, dict[str, Any]]:
+    """A trained classifier (probe or fine-tuned) and its checkpoint, ready for inference."""
+    ckpt = load_checkpoint(path, kind="classifier")
+    model = build_classifier(
+        encoder_args(ckpt["model_args"]), ckpt["head"], ckpt["num_classes"], ckpt.get("head_dropout", 0.3)
+    )
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the {ckpt['head']!r} classifier: {exc}") from exc
+    return model.eval(), ckpt

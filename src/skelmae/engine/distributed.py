@@ -76,6 +76,15 @@ def all_gather_variable(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return torch.cat([c[: int(s.item())] for c, s in zip(chunks, sizes)])
 
 
+def gather_objects(obj: object, info: DistInfo) -> list[object]:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+    if not info.distributed:
+        return [obj]
+    out: list[object] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def cleanup(info: DistInfo) -> None:
     if info.distributed and dist.is_initialized():
         dist.destroy_process_group()

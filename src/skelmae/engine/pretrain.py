@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -15,7 +14,7 @@ from skelmae.engine.checkpoint import load_checkpoint, restore_rng, rng_state, s
 from skelmae.engine.common import (
     autocast, data_description, make_dataset, make_loader, open_store, resolve_output_dir, seed_everything,
 )
-from skelmae.engine.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
+from skelmae.engine.distributed import all_reduce_sum, cleanup, gather_objects, init_distributed
 from skelmae.engine.optim import build_optimizer, lr_at, param_groups, set_lr
 from skelmae.engine.runs import RunDir
 from skelmae.errors import CheckpointError
@@ -23,12 +22,10 @@ from skelmae.models.build import mae_args
 from skelmae.models.st_mae import SkeletonMAE
 
 
-def _gather_rng(info: DistInfo) -> list[Any]:
-    states = [None] * info.world_size if info.distributed else None
-    if info.distributed:
-        dist.all_gather_object(states, rng_state())
-        return states
-    return [rng_state()]
+def step_generator(seed: int, epoch: int, step: int, device: torch.device) -> torch.Generator:
+    """Masking noise of one step: a function of (seed, epoch, step) only, so masks do not
+    depend on the number of processes or on where a resumed run restarted."""
+    return torch.Generator(device).manual_seed(((seed * 100_003 + epoch) * 1_000_003 + step) % 2**63)
 
 
 def run_pretrain(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
@@ -52,6 +49,7 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
         start_epoch = state["epoch"] + 1
         if len(state["rng"]) == info.world_size:
             restore_rng(state["rng"][info.rank])
+        run.drop_records_after(start_epoch)
     run.write_provenance(cfg, info.device, info.world_size, {"root": str(store.root), "manifest_sha256": store.manifest_hash()})
     net = DistributedDataParallel(model) if info.distributed else model
     if cfg.train.compile:
@@ -70,7 +68,8 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
             set_lr(optimizer, lr)
             x = x.to(info.device, non_blocking=True)
             with autocast(cfg.train, info.device):
-                loss = net(x).loss
+                loss = net(x, generator=step_generator(cfg.train.seed, epoch, it, info.device),
+                           shard=(info.rank, info.world_size)).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.optim.clip_grad > 0:
@@ -78,13 +77,13 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
             optimizer.step()
             loss_sum += loss.detach()
         loss_value = (all_reduce_sum(loss_sum, info) / (steps * info.world_size)).item()
-        run.log((epoch + 1) * steps, **{"epoch": epoch + 1, "train/loss": loss_value, "train/lr": lr})
-        rng = _gather_rng(info)
+        rng = gather_objects(rng_state(), info)
         if info.is_main:
             save_checkpoint(run.path / "last.pt", {
                 "kind": "mae", "model_args": args, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "epoch": epoch, "rng": rng, "data": data_description(store, cfg.data), "config": to_dict(cfg),
             })
+        run.log((epoch + 1) * steps, **{"epoch": epoch + 1, "train/loss": loss_value, "train/lr": lr})
     summary = {
         "protocol": "pretrain", "epochs": cfg.train.epochs, "final_loss": loss_value,
         "train_samples": len(train_set), "seconds": round(time.perf_counter() - started, 2),

@@ -118,6 +118,19 @@ class RunDir:
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     self._tb.add_scalar(key, value, step)
 
+    def drop_records_after(self, epoch: int) -> None:
+        """On resume: forget metrics of epochs after the checkpoint (they are run again)."""
+        if not self.active:
+            return
+        path = self.path / "metrics.jsonl"
+        self._metrics.close()
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("epoch", 0) <= epoch]
+        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, path)
+        self._metrics = open(path, "a", encoding="utf-8")
+
     def summary(self, data: dict[str, Any]) -> None:
         if self.active:
             write_json_atomic(self.path / "summary.json", data)

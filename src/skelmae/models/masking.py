@@ -63,9 +63,15 @@ def _scores(
     patches: torch.Tensor | None,
     joint_groups: torch.Tensor | None,
     tau: float,
+    shard: tuple[int, int],
+    rows_per_sample: int,
 ) -> torch.Tensor:
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, device=device, generator=generator)
+    rank, world = shard
+
+    def rand(*shape: int) -> torch.Tensor:  # this rank's samples of the global batch's noise
+        noise = torch.rand(shape[0] * world, *shape[1:], device=device, generator=generator)
+        per_sample = noise.reshape(-1, rows_per_sample, *shape[1:])
+        return per_sample[rank::world].reshape(shape)
 
     tie = rand(batch, segments, joints) * 1e-3  # orders tokens within a unit
     if strategy == "random":
@@ -105,10 +111,20 @@ def mask_tokens(
     patches: torch.Tensor | None = None,
     joint_groups: torch.Tensor | None = None,
     tau: float = 0.8,
+    shard: tuple[int, int] = (0, 1),
+    rows_per_sample: int = 1,
 ) -> MaskResult:
-    """Choose the visible tokens of each sample (no Python loop over the batch)."""
+    """Choose the visible tokens of each row (no Python loop over the batch).
+
+    ``shard = (rank, world_size)``: the noise is drawn for the whole global batch and this
+    rank keeps samples ``rank::world_size`` (those the distributed sampler gave it; a
+    sample is ``rows_per_sample`` consecutive rows, e.g. its persons), so with the same
+    generator seed every sample gets the same mask on 1 or N processes.
+    """
     device = torch.device(device)
-    scores = _scores(strategy, batch, segments, joints, device, generator, patches, joint_groups, tau)
+    scores = _scores(
+        strategy, batch, segments, joints, device, generator, patches, joint_groups, tau, shard, rows_per_sample
+    )
     num_tokens = segments * joints
     n_keep = visible_count(num_tokens, ratio)
     ids_shuffle = torch.argsort(scores.reshape(batch, num_tokens), dim=1)

@@ -153,6 +153,22 @@ class SkeletonEncoder(nn.Module):
     def num_tokens(self) -> int:
         return self.num_segments * self.num_joints
 
+    @property
+    def num_layers(self) -> int:
+        """Layer-wise lr decay depth: embeddings (0), blocks (1..depth), the rest (depth + 1)."""
+        return len(self.blocks) + 1
+
+    def layer_id(self, name: str) -> int:
+        """Layer of a parameter named relative to the encoder's parent (``encoder.blocks.3.x``)."""
+        parts = name.split(".")
+        if "encoder" in parts:
+            parts = parts[parts.index("encoder") + 1:]
+            if parts[0] in ("embed", "temporal_pos", "spatial_pos"):
+                return 0
+            if parts[0] == "blocks":
+                return int(parts[1]) + 1
+        return self.num_layers
+
     def embed_tokens(self, patches: torch.Tensor) -> torch.Tensor:
         """(B, S, V, P) patches -> (B, S*V, dim) embedded tokens with positions."""
         tokens = self.embed(patches) + self.temporal_pos + self.spatial_pos
@@ -226,12 +242,15 @@ class SkeletonMAE(nn.Module):
         for param in (self.mask_token, self.decoder_temporal_pos, self.decoder_spatial_pos):
             nn.init.trunc_normal_(param, std=0.02)
 
-    def choose_mask(self, patches: torch.Tensor, generator: torch.Generator | None = None) -> MaskResult:
+    def choose_mask(
+        self, patches: torch.Tensor, generator: torch.Generator | None = None, shard: tuple[int, int] = (0, 1),
+        persons: int = 1,
+    ) -> MaskResult:
         b, s, v, _ = patches.shape
         return mask_tokens(
             self.mask_strategy, self.mask_ratio, b, s, v, device=patches.device, generator=generator,
             patches=patches if self.mask_strategy == "motion" else None,
-            joint_groups=self.joint_groups, tau=self.motion_tau,
+            joint_groups=self.joint_groups, tau=self.motion_tau, shard=shard, rows_per_sample=persons,
         )
 
     def forward_encoder(self, patches: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
@@ -262,11 +281,17 @@ class SkeletonMAE(nn.Module):
             target = (target - mean) / (var + 1.0e-6) ** 0.5
         return target
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> MAEOutput:
-        """x: (N, C, T, V, M) -> loss on the masked tokens of all N*M person sequences."""
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, shard: tuple[int, int] = (0, 1)
+    ) -> MAEOutput:
+        """x: (N, C, T, V, M) -> loss on the masked tokens of all N*M person sequences.
+
+        ``generator`` and ``shard`` make the masks reproducible across process counts
+        (see :func:`skelmae.models.masking.mask_tokens`).
+        """
         seq = fold_persons(x)
         patches = patchify(seq, self.encoder.segment)
-        mask = self.choose_mask(patches, generator)
+        mask = self.choose_mask(patches, generator, shard, persons=x.shape[-1])
         latent = self.forward_encoder(patches, mask.ids_keep)
         pred = self.forward_decoder(latent, mask.ids_restore)
         target = self.make_target(seq)

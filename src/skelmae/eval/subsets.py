@@ -1,0 +1,68 @@
+"""Fixed, seeded sample subsets: validation splits and semi-supervised label subsets.
+
+Both are class-stratified and drawn once from a seed, before any per-rank seeding, so
+every process and every rerun uses the same samples (the reference semi-supervised code
+drew a different random subset on each GPU). Semi-supervised subsets are saved as index
+files and reused, so reported numbers can be traced to the exact labelled samples.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from skelmae.errors import DataFormatError
+
+
+def stratified_pick(labels: np.ndarray, fraction: float, seed: int, at_least_one: bool = True) -> np.ndarray:
+    """Positions (into ``labels``) of about ``fraction`` of each class, drawn with ``seed``.
+
+    Each class contributes ``round(fraction * n_class)`` samples (at least one when asked),
+    so rare classes are represented and the total is close to ``fraction * len(labels)``.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng([seed, 0x5E1])
+    picked = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        count = int(round(fraction * members.size))
+        if at_least_one:
+            count = max(count, 1)
+        picked.append(rng.choice(members, size=min(count, members.size), replace=False))
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
+def carve_validation(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split dataset ``indices`` (with their ``labels``) into (train, validation) parts."""
+    if fraction <= 0:
+        return indices, indices[:0]
+    val_pos = stratified_pick(labels, fraction, seed)
+    keep = np.ones(indices.size, dtype=bool)
+    keep[val_pos] = False
+    return indices[keep], indices[val_pos]
+
+
+def subset_path(root: str | Path, split: str, fraction: float, seed: int) -> Path:
+    return Path(root) / "subsets" / f"{split}-{fraction * 100:g}pct-seed{seed}.npy"
+
+
+def labelled_subset(
+    indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int, path: Path
+) -> np.ndarray:
+    """The semi-supervised subset of ``indices``: read from ``path`` if present, else drawn and saved."""
+    if path.is_file():
+        subset = np.load(path, allow_pickle=False)
+        if subset.ndim != 1 or not np.isin(subset, indices).all():
+            raise DataFormatError(path, None, "subset indices are not all in the training split",
+                                  "an index file written by `skelmae semi` for this split")
+        return subset.astype(np.int64)
+    subset = indices[stratified_pick(labels, fraction, seed)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}.npy")
+    np.save(tmp, subset)
+    os.replace(tmp, path)
+    return subset
