@@ -54,3 +54,42 @@ def test_unknown_config_lists_presets():
 def test_to_dict_round_trip():
     cfg = load_config(LinearConfig, None, ["init=x.pt"])
     assert to_dict(cfg)["init"] == "x.pt"
+
+
+def _schema_for(name: str):
+    from skelmae.config import FinetuneConfig, KnnConfig
+
+    if "pretrain" in name:
+        return PretrainConfig
+    if name.startswith("linear"):
+        return LinearConfig
+    if name.startswith("knn"):
+        return KnnConfig
+    return FinetuneConfig
+
+
+def test_every_preset_loads_with_its_schema():
+    from skelmae.config import PRESET_DIR
+
+    presets = sorted(PRESET_DIR.rglob("*.yaml"))
+    assert len(presets) > 40
+    for path in presets:
+        cfg = load_config(_schema_for(path.stem), path)
+        assert cfg.data.window % 4 == 0, path
+
+
+def test_reference_recipes():
+    mamp = load_config(PretrainConfig, "ntu60_xsub/mamp_pretrain")
+    assert (mamp.mask.strategy, mamp.mask.target, mamp.mask.tau, mamp.model.decoder_depth) == ("motion", "motion", 0.8, 3)
+    assert (mamp.data.root, mamp.data.train_split, mamp.train.epochs) == ("data/ntu60", "xsub_train", 400)
+    ntu120 = load_config(PretrainConfig, "ntu120_xset/mamp_pretrain")
+    assert (ntu120.mask.tau, ntu120.model.decoder_depth, ntu120.data.test_split) == (0.75, 5, "xset_test")
+    mae = load_config(PretrainConfig, "ntu60_xview/mae_pretrain")
+    assert (mae.mask.strategy, mae.mask.target, mae.optim.min_lr) == ("random", "coords", 5e-4)
+    from skelmae.config import FinetuneConfig
+
+    ft = load_config(FinetuneConfig, "ntu60_xsub/finetune")
+    assert (ft.optim.lr, ft.optim.min_lr, ft.optim.layer_decay, ft.model.drop_path, ft.data.batch_size) == (
+        3e-4, 1e-5, 0.8, 0.3, 48)
+    assert load_config(FinetuneConfig, "ntu60_xsub/scratch").optim.layer_decay == 1.0
+    assert load_config(FinetuneConfig, "ntu60_xsub/semi").semi.fraction == 0.1

@@ -46,10 +46,12 @@ def run_linear(cfg: LinearConfig) -> dict[str, Any]:
     run = RunDir(resolve_output_dir(cfg.train, "linear", info), active=info.is_main)
     run.write_provenance(cfg, info.device, info.world_size, {"root": str(store.root), "manifest_sha256": store.manifest_hash()})
 
+    encode = torch.compile(model.features) if cfg.train.compile else model.features
+
     def features(indices: np.ndarray, gather: bool) -> tuple[torch.Tensor, torch.Tensor]:
         dataset = make_dataset(store, cfg.data, "", train=False, indices=indices)
         loader = make_loader(dataset, cfg.data, info, train=False, seed=cfg.train.seed)
-        return collect(model.features, loader, info, cfg.train, "features", gather=gather)
+        return collect(encode, loader, info, cfg.train, "features", gather=gather)
 
     started = time.perf_counter()
     test_x, test_y = features(store.split(cfg.data.test_split), gather=True)
@@ -66,7 +68,7 @@ def run_linear(cfg: LinearConfig) -> dict[str, Any]:
         loss_sum = torch.zeros((), device=info.device)
         if cached is None:
             train_loader.sampler.set_epoch(epoch)
-            batches = ((_frozen_features(model, x, info, cfg), y.to(info.device)) for x, y in train_loader)
+            batches = ((_frozen_features(encode, x, info, cfg), y.to(info.device)) for x, y in train_loader)
         else:
             order = np.random.default_rng([cfg.train.seed, info.rank, epoch]).permutation(cached[0].shape[0])
             batches = ((cached[0][i], cached[1][i]) for i in torch.from_numpy(order[: steps * per_rank]).split(per_rank))
@@ -115,6 +117,6 @@ def run_linear(cfg: LinearConfig) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def _frozen_features(model: torch.nn.Module, x: torch.Tensor, info, cfg: LinearConfig) -> torch.Tensor:
+def _frozen_features(encode, x: torch.Tensor, info, cfg: LinearConfig) -> torch.Tensor:
     with autocast(cfg.train, info.device):
-        return model.features(x.to(info.device, non_blocking=True)).float()
+        return encode(x.to(info.device, non_blocking=True)).float()
