@@ -139,7 +139,7 @@ def evaluate(
     batch_size: int = typer.Option(128),
     device: str = typer.Option("auto"),
 ) -> None:
-    """Top-1, top-5, mean-class accuracy and the confusion matrix (CSV) of a classifier."""
+    """Top-1, top-5, mean-class accuracy and the confusion matrix (PNG + CSV) of a classifier."""
     from skelmae.eval.evaluate import run_evaluate
 
     result = run_evaluate(str(checkpoint), str(data) if data else None, split, str(out) if out else None,

@@ -40,10 +40,8 @@ from skelmae.data.layouts import get_layout
 from skelmae.data.storage import SkeletonStore
 from skelmae.data.transforms import build_transforms
 from skelmae.engine.checkpoint import load_checkpoint
-from skelmae.engine.common import is_planar
-from skelmae.engine.linear import check_compatible
+from skelmae.engine.common import check_compatible, classifier_from_checkpoint, is_planar
 from skelmae.errors import CheckpointError, DataFormatError, SkelmaeError
-from skelmae.models.build import build_classifier, encoder_args
 from skelmae.models.st_mae import SkeletonEncoder, SkeletonMAE
 from skelmae.viz.reconstruct import Reconstruction, reconstruct
 
@@ -115,11 +113,7 @@ class SkeletonModel:
             self.mae.load_state_dict(state["model"])
             self.encoder: SkeletonEncoder = self.mae.encoder
         elif self.kind == "classifier":
-            missing = [k for k in ("head", "num_classes") if k not in state]
-            if missing:
-                raise CheckpointError(f"{source}: classifier checkpoint lacks field(s) {missing}")
-            self.classifier = build_classifier(encoder_args(state["model_args"]), state["head"], state["num_classes"])
-            self.classifier.load_state_dict(state["model"])
+            self.classifier = classifier_from_checkpoint(state, source)
             self.encoder = self.classifier.encoder
             if len(self.classes) != state["num_classes"]:
                 raise CheckpointError(f"{source}: {state['num_classes']} outputs but {len(self.classes)} class names")
@@ -222,7 +216,7 @@ def dataset_features(
     model: SkeletonModel, store: SkeletonStore, indices: np.ndarray, batch_size: int = 64, progress: bool = True
 ) -> np.ndarray:
     """Frozen features (N, D) of dataset samples ``indices``, preprocessed as the checkpoint was trained."""
-    check_compatible(model.data, store, model.window, model.source)
+    check_compatible(model.data, store, model.source)
     loader = DataLoader(SkeletonDataset(store, indices=indices, transform=model.transform), batch_size=batch_size)
     batches = tqdm(loader, desc="features", disable=not progress, leave=False)
     return np.concatenate([model.encode(x, batch_size) for x, _ in batches])
