@@ -110,7 +110,10 @@ class SkeletonModel:
         self.classifier = None
         if self.kind == "mae":
             self.mae = SkeletonMAE(**state["model_args"])
-            self.mae.load_state_dict(state["model"])
+            try:
+                self.mae.load_state_dict(state["model"])
+            except RuntimeError as exc:
+                raise CheckpointError(f"{source}: weights do not fit the masked autoencoder: {exc}") from exc
             self.encoder: SkeletonEncoder = self.mae.encoder
         elif self.kind == "classifier":
             self.classifier = classifier_from_checkpoint(state, source)
@@ -119,7 +122,7 @@ class SkeletonModel:
                 raise CheckpointError(f"{source}: {state['num_classes']} outputs but {len(self.classes)} class names")
         else:
             raise CheckpointError(f"{source}: unknown checkpoint kind {self.kind!r}; expected 'mae' or 'classifier'")
-        self.network = (self.mae or self.classifier).to(self.device).eval()
+        self.network = (self.mae if self.mae is not None else self.classifier).to(self.device).eval()
 
     # -- description ------------------------------------------------------------------
     def expects(self) -> str:
@@ -207,7 +210,7 @@ class SkeletonModel:
                 f"{self.source}: the MAE was trained on the {self.modality!r} modality; reconstructions can be drawn "
                 "as skeletons only for the 'joint' modality"
             )
-        x = self.batch(sequence) if isinstance(sequence, torch.Tensor) else self.preprocess(sequence)[None].to(self.device)
+        x = self.preprocess(sequence)[None].to(self.device)
         score = self.channels.index("score") if "score" in self.channels else None
         return reconstruct(self.mae, x, torch.Generator(device=self.device).manual_seed(seed), score_channel=score)
 

@@ -62,8 +62,7 @@ def test_large_confusion_matrix_without_cell_labels(tmp_path):
 def test_linear_probe_writes_its_confusion_matrix(tiny_checkpoints):
     run = tiny_checkpoints["linear_dir"]
     summary = json.loads((run / "summary.json").read_text())
-    rows = list(csv.reader((run / "confusion.csv").open(encoding="utf-8")))[1:]
-    cm = np.array([[int(v) for v in r[1:]] for r in rows])
+    cm = read_confusion(run / "confusion.csv")
     assert cm.sum() == summary["test"]["samples"]
     assert 100 * np.trace(cm) / cm.sum() == pytest.approx(summary["test"]["top1"], abs=1e-3)
     assert (run / "confusion.png").is_file() and (run / "curves.png").is_file()
@@ -83,3 +82,28 @@ def test_tsne_is_seeded_and_separates_clusters(tmp_path):
     assert out.is_file()
     with pytest.raises(ValueError, match="at least 4"):
         tsne(features[:3])
+
+
+def read_confusion(path):
+    return np.array([[int(v) for v in row[1:]] for row in list(csv.reader(path.open(encoding="utf-8")))[1:]])
+
+
+def test_finetuning_and_evaluate_write_confusion_matrices(tiny_synth, tiny_checkpoints, tmp_path):
+    from skelmae.config import FinetuneConfig, load_config
+    from skelmae.engine.finetune import run_finetune
+    from skelmae.eval.evaluate import run_evaluate
+
+    cfg = load_config(FinetuneConfig, None, [
+        "data.window=16", "data.min_crop=8", "data.batch_size=16", "data.num_workers=0", "data.val_fraction=0",
+        "model.dim=32", "model.depth=1", "model.heads=4", "train.progress=false", "train.epochs=1",
+        "optim.warmup_epochs=0", f"data.root={tiny_synth}", f"train.output_dir={tmp_path / 'ft'}",
+    ])
+    summary = run_finetune(cfg, protocol="scratch")
+    cm = read_confusion(tmp_path / "ft" / "confusion.csv")
+    assert cm.sum() == summary["test"]["samples"] and (tmp_path / "ft" / "confusion.png").is_file()
+    assert 100 * np.trace(cm) / cm.sum() == pytest.approx(summary["test"]["top1"], abs=1e-3)
+
+    result = run_evaluate(str(tiny_checkpoints["classifier"]), out_dir=str(tmp_path / "eval"), batch_size=8, num_workers=0)
+    cm = read_confusion(tmp_path / "eval" / "confusion.csv")
+    assert cm.sum() == result["samples"] and (tmp_path / "eval" / "confusion.png").is_file()
+    assert 100 * np.trace(cm) / cm.sum() == pytest.approx(result["top1"], abs=1e-3)

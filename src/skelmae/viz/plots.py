@@ -10,7 +10,8 @@
   ones; counts are printed in the cells when there are at most 30 classes).
 - ``tsne`` + ``plot_embedding``: scikit-learn's t-SNE of frozen features to 2-D, PCA
   initialised and seeded (so a figure is reproducible), perplexity capped below a third
-  of the sample count as t-SNE requires; a scatter coloured by class.
+  of the sample count as t-SNE requires, exact gradients up to 500 samples and the
+  Barnes-Hut approximation above; a scatter coloured by class.
 
 All figures use matplotlib's Agg canvas directly (no pyplot state) and are written under
 a temporary name, then renamed.
@@ -30,6 +31,8 @@ import numpy as np
 from skelmae.atomic import atomic_output
 
 __all__ = ["read_metrics", "plot_training_curves", "write_confusion_matrix", "tsne", "plot_embedding"]
+
+EXACT_TSNE_MAX = 500  # below this many samples exact t-SNE is both faster and exact; above, Barnes-Hut
 
 CURVE_PANELS = {  # panel title -> predicate on a metric key
     "loss": lambda key: key.endswith("loss"),
@@ -155,7 +158,8 @@ def tsne(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.nd
     if n < 4:
         raise ValueError(f"t-SNE needs at least 4 samples, got {n}")
     perplexity = min(perplexity, (n - 1) / 3)
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
+    method = "exact" if n <= EXACT_TSNE_MAX else "barnes_hut"
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, method=method).fit_transform(
         np.asarray(features, dtype=np.float32)
     )
 
