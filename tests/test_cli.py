@@ -71,3 +71,38 @@ def test_demo_end_to_end_tiny(tmp_path):
     assert 0 <= row["pretrained_top1"] <= 100 and 0 <= row["random_top1"] <= 100
     cached = runner.invoke(app, args)  # second run reuses the generated data
     assert "using cached synthetic data" in cached.output
+
+
+def test_data_prepare_info_export(shared_data, tmp_path):
+    raw = shared_data / "ntu_rgbd_samples" / "raw_skeletons"
+    out = tmp_path / "ntu60"
+    result = runner.invoke(app, ["data", "prepare", "ntu60", "--raw", str(raw), "--out", str(out), "--workers", "1",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "8 samples (xsub_train 4, xsub_test 4, xview_train 4, xview_test 4)" in result.output
+    assert "the full ntu60 release has 56,578" in result.output
+    info = runner.invoke(app, ["data", "info", str(out), "--json"])
+    summary = json.loads(info.output)
+    assert summary["splits"]["xview_test"] == 4 and summary["source"]["second_actor"] == "zeros"
+    exported = runner.invoke(app, ["data", "export", str(out), "--to", "npz", "--protocol", "xview", "--out",
+                                   str(tmp_path / "NTU60_CV.npz"), "--frames", "300", "--no-progress"])
+    assert exported.exit_code == 0, exported.output
+    again = runner.invoke(app, ["data", "prepare", "ctrgcn-npz", "--raw", str(tmp_path / "NTU60_CV.npz"), "--out",
+                                str(tmp_path / "back"), "--no-progress"])
+    assert again.exit_code == 0 and "xview_train 4, xview_test 4" in again.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data", "prepare", "kinetics", "--raw", ".", "--out", "x"], "unknown dataset format 'kinetics'"),
+        (["data", "prepare", "nw-ucla", "--raw", ".", "--out", "x", "--second-actor", "zeros"],
+         "option 'second_actor' does not apply to format 'nw-ucla'"),
+        (["data", "prepare", "pyskl", "--raw", "/no/such.pkl", "--out", "x"], "/no/such.pkl: does not exist"),
+        (["data", "export", "/no/such", "--to", "npz", "--out", "x.npz"], "dataset folder does not exist"),
+        (["data", "export", "/no/such", "--to", "csv", "--out", "x.csv"], "--to must be one of"),
+    ],
+)
+def test_data_command_errors_are_one_line(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

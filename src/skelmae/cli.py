@@ -211,13 +211,86 @@ def data_synth(
     console.print(f"wrote {path}")
 
 
+@data_app.command("prepare")
+@user_errors
+def data_prepare(
+    format: str = typer.Argument(..., help="ntu60 | ntu120 | pku-mmd | nw-ucla | pyskl | ctrgcn-npz"),
+    raw: list[Path] = typer.Option(..., help="raw data: a folder or file; repeat for several (e.g. both NTU 120 archives)"),
+    out: Path = typer.Option(..., help="dataset folder to create"),
+    workers: Optional[int] = typer.Option(None, help="worker processes (default: all CPU cores)"),
+    on_error: str = typer.Option("fail", help="fail: stop at the first bad file; skip: leave it out and list it in OUT.skipped.txt"),
+    overwrite: bool = typer.Option(False, help="replace an existing folder (only once the new one is complete)"),
+    second_actor: Optional[str] = typer.Option(None, help="ntu60/ntu120: zeros (default) or duplicate (NTU 120 reference)"),
+    center: Optional[bool] = typer.Option(None, "--center/--no-center", help="pku-mmd: centre like NTU (default: no, as the reference)"),
+    max_persons: Optional[int] = typer.Option(None, help="pyskl: persons kept per sample (default 2)"),
+    label_base: Optional[str] = typer.Option(None, help="pyskl: auto (default), 0 or 1"),
+    layout: Optional[str] = typer.Option(None, help="pyskl: layout name or YAML file (default: from the joint count)"),
+    class_names: Optional[Path] = typer.Option(None, help="pyskl/ctrgcn-npz: text file with one class name per line"),
+    protocol: Optional[str] = typer.Option(None, help="ctrgcn-npz: split prefix (default: from the file name, e.g. xsub)"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Import a raw dataset into a canonical dataset folder (parallel; a killed run leaves nothing complete-looking)."""
+    from skelmae.data.prepare import prepare
+
+    options = {
+        "second_actor": second_actor, "center": center, "max_persons": max_persons, "label_base": label_base,
+        "layout": layout, "class_names": class_names, "protocol": protocol,
+    }
+    report = prepare(
+        format, raw, out, workers=workers, on_error=on_error, overwrite=overwrite, progress=progress,
+        **{key: value for key, value in options.items() if value is not None},
+    )
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    splits = ", ".join(f"{name} {count}" for name, count in report.split_counts.items())
+    console.print(
+        f"wrote {report.out}: {report.samples} samples ({splits}) from {report.items} inputs "
+        f"in {report.seconds:.1f} s ({report.items_per_second:.1f}/s)", highlight=False, soft_wrap=True,
+    )
+    if report.report is not None:
+        console.print(
+            f"[yellow]{len(report.skipped)} input(s) skipped, {len(report.dropped)} item(s) left out: see {report.report}[/yellow]",
+            highlight=False, soft_wrap=True,
+        )
+
+
+@data_app.command("export")
+@user_errors
+def data_export(
+    root: Path = typer.Argument(..., help="dataset folder"),
+    to: str = typer.Option(..., help="npz (CTR-GCN/MAMP) or pyskl (annotation pickle)"),
+    out: Path = typer.Option(..., help="file to write"),
+    protocol: Optional[str] = typer.Option(None, help="npz: which <protocol>_train/_test splits (default: the only one)"),
+    frames: Optional[int] = typer.Option(None, help="npz: pad/cut every sample to this many frames (default: the longest; 300 for the reference feeders)"),
+    compress: bool = typer.Option(False, help="npz: deflate the archive (np.savez_compressed)"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Write a dataset folder back out as a CTR-GCN .npz or a PYSKL pickle."""
+    from skelmae.data.formats.export import EXPORT_FORMATS, export_npz, export_pyskl
+
+    if to not in EXPORT_FORMATS:
+        raise SkelmaeError(f"--to must be one of {list(EXPORT_FORMATS)}, got {to!r}")
+    if to == "npz":
+        path = export_npz(root, out, protocol=protocol, frames=frames, compress=compress, progress=progress)
+    else:
+        path = export_pyskl(root, out, progress=progress)
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
 @data_app.command("info")
 @user_errors
-def data_info(root: Path = typer.Argument(..., help="dataset folder")) -> None:
-    """Counts per split and class, sequence length statistics, layout."""
-    from skelmae.data.info import describe
+def data_info(
+    root: Path = typer.Argument(..., help="dataset folder"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Counts per split and class, sequence length statistics, layout, provenance."""
+    from skelmae.data.info import describe, summarize
+    from skelmae.data.storage import SkeletonStore
 
-    console.print(describe(root))
+    if as_json:
+        console.print_json(json.dumps(summarize(SkeletonStore(root))))
+    else:
+        console.print(describe(root))
 
 
 RENDER_OUT_HELP = ".gif or .mp4 (a .png contact sheet is written beside it) or .png (contact sheet only)"

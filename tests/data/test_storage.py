@@ -146,3 +146,29 @@ def test_unknown_split_names_the_choices(tmp_path):
     _write(root)
     with pytest.raises(DataFormatError, match=r"no split 'val'.*\['test', 'train'\]"):
         SkeletonStore(root).split("val")
+
+
+def test_reads_stay_correct_in_forked_workers(tmp_path):
+    import multiprocessing
+
+    seqs = _write(tmp_path / "ds", n=6)
+    store = SkeletonStore(tmp_path / "ds")
+    store.sequence(0)  # the parent opens its file before forking; children inherit the store as it is
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    order = list(range(6)) * 100
+
+    def work(shift):
+        try:
+            queue.put(all(np.array_equal(store.sequence(i), seqs[i]) for i in order[shift:] + order[:shift]))
+        except Exception as exc:  # a torn read surfaces as a short read
+            queue.put(repr(exc))
+
+    workers = [ctx.Process(target=work, args=(shift,)) for shift in (0, 1, 2)]
+    for w in workers:
+        w.start()
+    results = [queue.get(timeout=60) for _ in workers]
+    for w in workers:
+        w.join()
+    assert results == [True, True, True]
+    np.testing.assert_array_equal(store.sequence(2), seqs[2])

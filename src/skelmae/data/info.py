@@ -36,7 +36,19 @@ def summarize(store: SkeletonStore) -> dict[str, Any]:
         "per_class": per_class,
         "meta_fields": store.meta_fields,
         "dtype": str(store.dtype),
+        "source": _source_summary(store.manifest.get("source", {})),
     }
+
+
+def _source_summary(source: dict[str, Any]) -> dict[str, Any]:
+    """Provenance worth a glance: scalar entries, and lists of paths joined (long lists are counted)."""
+    out: dict[str, Any] = {}
+    for key, value in source.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[key] = value
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value) and len(value) <= 4:
+            out[key] = " ".join(value)
+    return out
 
 
 def describe(root: str | Path) -> Group:
@@ -50,6 +62,7 @@ def describe(root: str | Path) -> Group:
         ("length min/median/mean/max", f"{length.get('min')}/{length.get('median')}/{length.get('mean')}/{length.get('max')}"),
         ("splits", ", ".join(f"{k} {v}" for k, v in info["splits"].items())),
         ("per-sample fields", ", ".join(info["meta_fields"]) or "-"),
+        *((f"source: {key}", value) for key, value in info["source"].items()),
     ):
         head.add_row(key, str(value))
     classes = Table(title="samples per class and split")

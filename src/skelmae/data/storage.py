@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -277,6 +278,9 @@ class SkeletonStore:
         self.labels = self._load_array("labels.npy", (m["num_samples"],), np.int64)
         self._check_index_arrays()
         self._frames: np.ndarray | None = None
+        self._reader: Any = None
+        self._reader_pid = 0
+        self._read_lock = threading.Lock()
         self._names: list[str] | None = None
         frames = self._open_frames()
         self.dtype = frames.dtype
@@ -360,8 +364,12 @@ class SkeletonStore:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_frames"] = None
+        state["_frames"] = state["_reader"] = state["_read_lock"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._read_lock = threading.Lock()
 
     # -- access -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -376,9 +384,24 @@ class SkeletonStore:
         return np.diff(self.offsets)
 
     def sequence(self, index: int) -> np.ndarray:
-        """Sample ``index`` as a float32 (T, M, V, C) array (a copy; the file is untouched)."""
+        """Sample ``index`` as a float32 (T, M, V, C) array (a copy; the file is untouched).
+
+        The frames are read with a positioned file read, not through the memory map:
+        pages touched through a map count towards the process's resident memory until
+        it exits, so one pass over NTU120 through the map would grow RSS to the size of
+        the dataset; read pages stay in the kernel's (reclaimable) page cache instead.
+        """
         frames = self._open_frames()
-        return np.array(frames[self.offsets[index] : self.offsets[index + 1]], dtype=np.float32)
+        start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
+        out = np.empty((stop - start, *frames.shape[1:]), dtype=frames.dtype)
+        with self._read_lock:
+            if self._reader is None or self._reader_pid != os.getpid():  # a forked worker opens its own
+                self._reader, self._reader_pid = open(self.root / "frames.npy", "rb", buffering=0), os.getpid()
+            self._reader.seek(frames.offset + start * (out.nbytes // len(out)))
+            read = self._reader.readinto(memoryview(out).cast("B"))
+        if read != out.nbytes:
+            raise DataFormatError(self.root / "frames.npy", None, f"ends inside sample {index}", "the size in manifest.json")
+        return out.astype(np.float32, copy=False)
 
     @property
     def names(self) -> list[str]:

@@ -1,0 +1,137 @@
+"""Helpers shared by the format readers: reading text, line-numbered parsing, centring.
+
+Every reader reports bad input as :class:`DataFormatError` naming the file, the line (or
+field) and what was expected, and nothing else: the parsers are fuzzed for that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from skelmae.errors import DataFormatError
+
+__all__ = [
+    "read_text",
+    "parse_int",
+    "parse_number_rows",
+    "check_finite",
+    "resource_lines",
+    "centre_on_first_frame",
+    "find_files",
+]
+
+
+def read_text(path: str | Path) -> str:
+    """The file as text; unreadable or non-text files become a :class:`DataFormatError`."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataFormatError(path, None, f"cannot read the file ({exc.strerror or exc})") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataFormatError(path, line, f"byte 0x{data[exc.start]:02x} is not text", "a UTF-8/ASCII text file") from exc
+
+
+def parse_int(lines: list[str], index: int, path: str | Path, what: str, minimum: int = 0) -> int:
+    """The integer alone on line ``index`` (0-based); ``what`` names it in errors."""
+    if index >= len(lines):
+        raise DataFormatError(path, index + 1, f"file ends where the {what} should be", "more lines (truncated file?)")
+    text = lines[index].strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise DataFormatError(path, index + 1, f"{what} is {text[:40]!r}", "a whole number alone on the line") from None
+    if value < minimum:
+        raise DataFormatError(path, index + 1, f"{what} is {value}", f"at least {minimum}")
+    return value
+
+
+def parse_number_rows(
+    lines: list[str], line_numbers: list[int] | range, path: str | Path, width: int, what: str,
+) -> np.ndarray:
+    """Parse ``width`` whitespace-separated numbers on each of the given lines into float64 (N, width).
+
+    numpy's C parser does the work; only when it fails are the lines re-checked one by
+    one, so the error names the first bad line (0-based indices in, 1-based in messages).
+    """
+    rows = [lines[i] for i in line_numbers]
+    values = None
+    if rows:
+        try:
+            values = np.loadtxt(rows, dtype=np.float64, comments=None, ndmin=2)
+        except ValueError:
+            values = None
+    if values is None or values.shape != (len(rows), width):
+        values = _parse_rows_one_by_one(rows, line_numbers, path, width, what)
+    return values
+
+
+def _parse_rows_one_by_one(rows: list[str], line_numbers, path, width: int, what: str) -> np.ndarray:
+    out = np.empty((len(rows), width), dtype=np.float64)
+    for k, (row, index) in enumerate(zip(rows, line_numbers)):
+        fields = row.split()
+        if len(fields) != width:
+            raise DataFormatError(path, index + 1, f"{what} has {len(fields)} values", f"{width} numbers")
+        for c, field in enumerate(fields):
+            try:
+                out[k, c] = float(field)
+            except ValueError:
+                raise DataFormatError(
+                    path, index + 1, f"{what}: value {c + 1} is {field[:40]!r}", "a number",
+                ) from None
+    return out
+
+
+def check_finite(values: np.ndarray, path: str | Path, line_numbers, what: str) -> None:
+    """Reject NaN/inf rows of ``values`` (N, ...) naming the first bad line."""
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataFormatError(path, line_numbers[row] + 1, f"{what} is not finite (NaN or infinity)", "finite numbers")
+
+
+def resource_lines(name: str) -> list[str]:
+    """Non-empty, non-comment lines of a text file shipped in ``skelmae/data/resources``."""
+    text = resources.files("skelmae.data").joinpath("resources", name).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def centre_on_first_frame(seq: np.ndarray, joint: int) -> np.ndarray | None:
+    """Translate so that ``joint`` of person 0 in its first present frame is the origin.
+
+    ``seq`` is (T, M, V, C) float32; a person is absent in a frame when all its values
+    are zero, and absent persons stay zero. Only the first three channels (xyz) move.
+    Returns None when person 0 is never present. This is the NTU reference centring
+    (SGN ``seq_transformation``), used for every 3D dataset.
+    """
+    present = np.any(seq != 0, axis=(2, 3))  # (T, M)
+    frames = np.flatnonzero(present[:, 0])
+    if frames.size == 0:
+        return None
+    coords = min(3, seq.shape[-1])
+    origin = seq[frames[0], 0, joint, :coords].copy()
+    out = seq.copy()
+    out[..., :coords] -= origin
+    out[~present] = 0
+    return out
+
+
+def find_files(raw: Sequence[Path], pattern: str) -> dict[str, Path]:
+    """Files matching ``pattern`` among the given files and (recursively) folders, by stem.
+
+    The same stem twice is an error: a sample must not be imported twice.
+    """
+    found: dict[str, Path] = {}
+    for root in raw:
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob(pattern) if p.is_file())
+        for path in paths:
+            if path.stem in found:
+                raise DataFormatError(path, None, f"sample {path.stem} is also at {found[path.stem]}", "each sample once")
+            found[path.stem] = path
+    return found

@@ -1,0 +1,224 @@
+"""CTR-GCN / MAMP ``.npz`` files (``NTU60_CS.npz``, ``NTU120_CSet.npz``, ``PKUv1_XSub.npz``, ...).
+
+Layout: ``x_train`` (N, T, M*V*C) float32, zero-padded to T = 300 frames, rows
+``[person 1: 25 joints x xyz, person 2: ...]``; ``y_train`` one-hot (N, classes) or class
+indices (N,); the same for ``x_test`` / ``y_test``. (N, C, T, V, M) arrays are read too.
+
+An NTU120 x-sub file decompresses to 11 GB, so nothing is loaded whole: each array member
+of the zip archive is streamed, a few rows at a time, through numpy's ``.npy`` header
+reader, whether the archive is stored or deflated (``np.savez_compressed``). Only the
+labels (a few MB) are read at once. Writing (:func:`write_npz`) streams the same way.
+
+Each sample is stored up to its last non-zero frame (the padding is dropped; zero frames
+inside a sequence are kept); an all-zero row is left out and listed in the report. Splits
+are ``<protocol>_train`` / ``<protocol>_test``, the protocol read from the file name
+(CS/CSub/XSub -> xsub, CV/XView -> xview, CSet/XSet -> xset) unless given.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import uuid
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from skelmae.data.formats import ntu
+from skelmae.data.prepare import ImportPlan, Loaded, Sample
+from skelmae.errors import DataFormatError, SkelmaeError
+
+__all__ = ["read_header", "iter_rows", "protocol_from_name", "write_npz", "plan"]
+
+PARTS = ("train", "test")
+_PROTOCOLS = {"cs": "xsub", "csub": "xsub", "xsub": "xsub", "cv": "xview", "xview": "xview", "cview": "xview",
+              "cset": "xset", "xset": "xset"}
+READ_BYTES = 2**21  # rows are read in blocks of about this size
+
+
+def protocol_from_name(stem: str) -> str | None:
+    """``NTU60_CS`` -> ``xsub``, ``NTU120_CSet`` -> ``xset``; None when the name says nothing."""
+    for token in re.split(r"[_\-. ]", stem.lower()):
+        if token in _PROTOCOLS:
+            return _PROTOCOLS[token]
+    return None
+
+
+@contextmanager
+def _reading(path: Path, key: str) -> Iterator[None]:
+    """Report a damaged archive member (bad CRC, truncated deflate stream, ...) as a format error."""
+    try:
+        yield
+    except DataFormatError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, MemoryError) as exc:
+        raise DataFormatError(path, f"array '{key}'", f"is damaged or unreadable ({exc})", "an intact .npz archive") from None
+
+
+@contextmanager
+def _member(archive: zipfile.ZipFile, key: str, path: Path) -> Iterator[tuple[IO[bytes], tuple[int, ...], np.dtype, bool]]:
+    """Open ``key.npy`` inside the archive: (stream positioned at the data, shape, dtype, fortran_order)."""
+    with _reading(path, key), archive.open(f"{key}.npy") as fh:
+        version = np.lib.format.read_magic(fh)
+        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in reader:
+            raise DataFormatError(path, f"array '{key}'", f"is a .npy file of version {version}", "version 1.0 or 2.0")
+        shape, fortran, dtype = reader[version](fh)
+        if dtype.hasobject:
+            raise DataFormatError(path, f"array '{key}'", "holds Python objects", "a numeric array")
+        yield fh, tuple(shape), dtype, fortran
+
+
+def read_header(path: str | Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of array ``key`` of an ``.npz`` file, without reading its data."""
+    path = Path(path)
+    with _open_archive(path) as archive, _member(archive, key, path) as (_, shape, dtype, _):
+        return shape, dtype
+
+
+@contextmanager
+def _open_archive(path: Path) -> Iterator[zipfile.ZipFile]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataFormatError(path, None, f"not a readable .npz archive ({exc})", "a file written by np.savez") from None
+    with archive:
+        yield archive
+
+
+def iter_rows(path: str | Path, key: str) -> Iterator[np.ndarray]:
+    """Yield the rows ``array[i]`` of ``key`` one at a time, holding only a few in memory."""
+    path = Path(path)
+    with _open_archive(path) as archive, _member(archive, key, path) as (fh, shape, dtype, fortran), _reading(path, key):
+        if not shape:
+            raise DataFormatError(path, f"array '{key}'", "is a scalar", "an array of samples")
+        if fortran:  # rows are not contiguous: read the array once (still a single copy)
+            yield from np.lib.format.read_array(archive.open(f"{key}.npy"), allow_pickle=False)
+            return
+        row_shape, row_bytes = shape[1:], int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        per_read = max(1, READ_BYTES // max(row_bytes, 1))
+        remaining = shape[0]
+        while remaining:
+            count = min(per_read, remaining)
+            block = fh.read(count * row_bytes)
+            if len(block) != count * row_bytes:
+                raise DataFormatError(path, f"array '{key}'", f"ends after {shape[0] - remaining} of {shape[0]} rows", "a complete array")
+            yield from np.frombuffer(block, dtype=dtype).reshape(count, *row_shape)
+            remaining -= count
+
+
+def _labels(path: Path, key: str, count: int) -> np.ndarray:
+    shape, _ = read_header(path, key)
+    if not shape or shape[0] != count:
+        raise DataFormatError(path, f"array '{key}'", f"has shape {shape}", f"{count} labels, one per row of x_{key[2:]}")
+    with _open_archive(path) as archive, _reading(path, key):
+        y = np.lib.format.read_array(archive.open(f"{key}.npy"), allow_pickle=False)
+    if y.ndim == 2:
+        if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
+            bad = int(np.flatnonzero(~(np.isin(y, (0, 1)).all(axis=1) & (y.sum(axis=1) == 1)))[0])
+            raise DataFormatError(path, f"array '{key}', row {bad}", "is not a one-hot vector", "exactly one 1, the rest 0")
+        y = y.argmax(axis=1)
+    elif y.ndim != 1 or y.dtype.kind not in "iuf" or (y.size and (y.min() < 0 or (y != np.round(y)).any())):
+        raise DataFormatError(path, f"array '{key}'", f"has shape {y.shape} and dtype {y.dtype}", "one-hot (N, classes) or class indices (N,)")
+    return y.astype(np.int64)
+
+
+def _row_to_sequence(shape: tuple[int, ...], path: Path, key: str) -> Callable[[np.ndarray], np.ndarray]:
+    """How to turn one row of ``key`` into (T, M, 25, 3)."""
+    if len(shape) == 3 and shape[2] % 75 == 0 and shape[2] > 0:
+        persons = shape[2] // 75
+        return lambda row: row.reshape(shape[1], persons, 25, 3)
+    if len(shape) == 5 and shape[1] == 3 and shape[3] == 25:
+        return lambda row: row.transpose(1, 3, 2, 0)
+    raise DataFormatError(path, f"array '{key}'", f"has shape {shape}", "(N, T, M*75) or (N, 3, T, 25, M) Kinect v2 skeletons")
+
+
+def _sample(item: tuple[str, int, np.ndarray, int], converters: dict[str, Callable], split: dict[str, str], path: Path) -> Loaded:
+    part, index, row, label = item
+    seq = converters[part](row)
+    present = np.flatnonzero(np.any(seq != 0, axis=(1, 2, 3)))
+    name = f"{part}_{index:06d}"
+    if present.size == 0:
+        return Loaded([], [f"{name}: every frame is zero (left out)"])
+    seq = np.asarray(seq[: present[-1] + 1], dtype=np.float32)
+    if not np.isfinite(seq).all():
+        raise DataFormatError(path, f"array 'x_{part}', row {index}", "holds NaN or infinite values", "finite numbers")
+    return Loaded([Sample(seq, label, name, {}, (split[part],))])
+
+
+def plan(raw: Sequence[Path], protocol: str | None = None, class_names: Path | None = None) -> ImportPlan:
+    """One ``.npz`` file with ``x_train``/``y_train`` and/or ``x_test``/``y_test``."""
+    if len(raw) != 1 or not raw[0].is_file():
+        raise SkelmaeError("ctrgcn-npz takes exactly one .npz file: --raw FILE.npz")
+    path = raw[0]
+    with _open_archive(path) as archive:
+        members = {Path(n).stem for n in archive.namelist() if n.endswith(".npy")}
+    parts = [part for part in PARTS if f"x_{part}" in members]
+    if not parts:
+        raise DataFormatError(path, None, f"has arrays {sorted(members)}", "x_train/y_train and/or x_test/y_test")
+    for part in parts:
+        if f"y_{part}" not in members:
+            raise DataFormatError(path, f"array 'y_{part}'", "is missing", f"labels for x_{part}")
+    shapes = {part: read_header(path, f"x_{part}")[0] for part in parts}
+    converters = {part: _row_to_sequence(shapes[part], path, f"x_{part}") for part in parts}
+    sample_shapes = {part: converters[part](np.zeros(shapes[part][1:], np.float32)).shape[1:] for part in parts}
+    if len(set(sample_shapes.values())) != 1:
+        raise DataFormatError(path, "arrays x_train, x_test", f"hold samples of shapes {sample_shapes}", "one shape")
+    labels = {part: _labels(path, f"y_{part}", shapes[part][0]) for part in parts}
+    widths = [read_header(path, f"y_{part}")[0] for part in parts]
+    num_classes = max([int(y.max()) + 1 for y in labels.values() if y.size] + [w[1] for w in widths if len(w) == 2] + [1])
+    protocol = protocol or protocol_from_name(path.stem)
+    split = {part: f"{protocol}_{part}" if protocol else part for part in parts}
+    if class_names is not None:
+        classes = [line.strip() for line in Path(class_names).read_text(encoding="utf-8").splitlines() if line.strip()]
+        if len(classes) < num_classes:
+            raise SkelmaeError(f"{class_names} names {len(classes)} classes but the labels need {num_classes}")
+    elif path.stem.lower().startswith("ntu") and num_classes in (60, 120):
+        classes = ntu.class_names(f"ntu{num_classes}")
+    else:
+        classes = [f"class {i}" for i in range(num_classes)]
+
+    def items() -> Iterator[tuple[str, int, np.ndarray, int]]:
+        for part in parts:
+            for index, row in enumerate(iter_rows(path, f"x_{part}")):
+                yield part, index, row, int(labels[part][index])
+
+    return ImportPlan(
+        format="ctrgcn-npz", name=path.stem, raw=str(path), layout="ntu25", channels=["x", "y", "z"],
+        num_persons=sample_shapes[parts[0]][0], classes=classes, split_names=[split[part] for part in parts],
+        source={"raw": str(path), "protocol": protocol, "stored": "each row up to its last non-zero frame"},
+        items=items(), load=functools.partial(_sample, converters=converters, split=split, path=path),
+        total=sum(shape[0] for shape in shapes.values()), parallel=False, unit="sample",
+        notes=[f"{shapes[part][0]} {part} sample(s) -> split {split[part]}" for part in parts],
+    )
+
+
+def write_npz(path: str | Path, arrays: dict[str, tuple[tuple[int, ...], np.dtype, Iterator[np.ndarray]]], compress: bool = False) -> Path:
+    """Write an ``.npz`` whose arrays are produced row by row: {key: (shape, dtype, rows)}.
+
+    The archive is written under a temporary name and renamed when complete.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for key, (shape, dtype, rows) in arrays.items():
+                with archive.open(f"{key}.npy", "w", force_zip64=True) as fh:
+                    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
+                    np.lib.format.write_array_header_1_0(fh, header)
+                    written = 0
+                    for row in rows:
+                        fh.write(np.ascontiguousarray(row, dtype=dtype).tobytes())
+                        written += 1
+                    if written != shape[0]:
+                        raise ValueError(f"{key}: {written} rows written, header says {shape[0]}")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,138 @@
+"""Northwestern-UCLA Multiview Action3D, the ``all_sqe`` JSON release used by CTR-GCN and InfoGCN.
+
+One file per sequence: ``{"file_name": "a01_s01_e00_v01", "skeletons": T x 20 x [x, y, z],
+"label": 1..10}``, 20 Kinect v1 joints (layout ``kinect20``), one person, metres.
+
+Preprocessing: the sequence is centred on the spine joint of the first frame, as the
+CTR-GCN feeder does before its augmentations (its per-sample min-max scaling and random
+view changes are training-time augmentation, not storage). Labels are stored 0-based;
+the JSON label is checked against the action in the file name (a01..a06, a08, a09, a11,
+a12 -> 1..10). Sequences are kept at their own length (1 to 201 frames; the crop-resize
+turns even a single frame into a constant window). Split: cross-view, views 1 and 2
+train (1,020 sequences), view 3 test (464).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelmae.data.formats.common import centre_on_first_frame, find_files, read_text, resource_lines
+from skelmae.data.layouts import get_layout
+from skelmae.data.prepare import ImportPlan, Loaded, Sample
+from skelmae.errors import DataFormatError
+
+__all__ = ["parse_sequence", "load_sequence", "parse_name", "split_masks", "class_names", "LAYOUT", "EXPECTED_SEQUENCES",
+           "plan"]
+
+LAYOUT = "kinect20"
+JOINTS = 20
+EXPECTED_SEQUENCES = 1484
+ACTION_TO_LABEL = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 7, 9: 8, 11: 9, 12: 10}
+XVIEW_TRAIN_VIEWS = (1, 2)
+_NAME = re.compile(r"a(\d+)_s(\d+)_e(\d+)_v(\d+)")
+META_FIELDS = ("action", "subject", "repetition", "view")
+
+
+def class_names() -> list[str]:
+    return resource_lines("nw_ucla_classes.txt")
+
+
+def parse_name(name: str) -> dict[str, int] | None:
+    """``aAA_sSS_eEE_vVV`` -> action, subject, repetition, view; None if not one."""
+    match = _NAME.fullmatch(name)
+    return dict(zip(META_FIELDS, map(int, match.groups()))) if match else None
+
+
+def parse_sequence(text: str, path: str | Path = "<text>") -> tuple[np.ndarray, int, str, dict[str, int]]:
+    """JSON text -> (centred (T, 1, 20, 3) float32, 0-based label, name, meta)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from exc
+    except RecursionError:
+        raise DataFormatError(path, None, "JSON nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise DataFormatError(path, None, f"top level is a {type(doc).__name__}", "an object with file_name, skeletons, label")
+    for key in ("file_name", "skeletons", "label"):
+        if key not in doc:
+            raise DataFormatError(path, f"field '{key}'", "is missing")
+    name = doc["file_name"]
+    meta = parse_name(name) if isinstance(name, str) else None
+    if meta is None:
+        raise DataFormatError(path, "field 'file_name'", f"is {name!r}", "a name like 'a01_s01_e00_v01'")
+    label = doc["label"]
+    if isinstance(label, bool) or not isinstance(label, int) or label not in ACTION_TO_LABEL.values():
+        raise DataFormatError(path, "field 'label'", f"is {label!r}", "an integer 1..10")
+    if ACTION_TO_LABEL.get(meta["action"]) != label:
+        raise DataFormatError(
+            path, "field 'label'", f"is {label} but the file name says action a{meta['action']:02d}",
+            f"label {ACTION_TO_LABEL.get(meta['action'], '?')} (a01..a06, a08, a09, a11, a12 -> 1..10)",
+        )
+    joints = _skeletons(doc["skeletons"], path)
+    seq = centre_on_first_frame(joints[:, None], get_layout(LAYOUT).center)
+    if seq is None:
+        raise DataFormatError(path, "field 'skeletons'", "every joint is exactly zero", "tracked joint positions")
+    return seq, label - 1, name, meta
+
+
+def _skeletons(frames: Any, path: str | Path) -> np.ndarray:
+    if not isinstance(frames, list) or not frames:
+        raise DataFormatError(path, "field 'skeletons'", "is empty or not a list", "a list of frames of 20 [x, y, z] joints")
+    for t, frame in enumerate(frames):
+        if not isinstance(frame, list) or len(frame) != JOINTS:
+            size = len(frame) if isinstance(frame, list) else type(frame).__name__
+            raise DataFormatError(path, f"field 'skeletons[{t}]'", f"has {size} joints", f"{JOINTS} (Kinect v1)")
+        for j, joint in enumerate(frame):
+            if (
+                not isinstance(joint, list) or len(joint) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in joint)
+            ):
+                raise DataFormatError(path, f"field 'skeletons[{t}][{j}]'", f"is {str(joint)[:40]}", "[x, y, z] numbers")
+    try:
+        values = np.asarray(frames, dtype=np.float64)
+    except OverflowError:
+        raise DataFormatError(path, "field 'skeletons'", "holds an integer too large for a coordinate", "[x, y, z] numbers") from None
+    if not np.isfinite(values).all():
+        t = int(np.flatnonzero(~np.isfinite(values).all(axis=(1, 2)))[0])
+        raise DataFormatError(path, f"field 'skeletons[{t}]'", "is not finite (NaN or infinity)", "finite numbers")
+    return values.astype(np.float32)
+
+
+def load_sequence(path: str | Path) -> np.ndarray:
+    """One ``all_sqe`` JSON file -> (T, 1, 20, 3) float32, exactly as ``data prepare nw-ucla`` stores it."""
+    return parse_sequence(read_text(path), path)[0]
+
+
+def split_masks(view: np.ndarray) -> dict[str, np.ndarray]:
+    train = np.isin(np.asarray(view), XVIEW_TRAIN_VIEWS)
+    return {"xview_train": train, "xview_test": ~train}
+
+
+def _load_item(path: Path) -> Loaded:
+    seq, label, name, meta = parse_sequence(read_text(path), path)
+    splits = tuple(split for split, mask in split_masks(np.array([meta["view"]])).items() if mask[0])
+    return Loaded([Sample(seq, label, name, meta, splits)])
+
+
+def plan(raw: Sequence[Path]) -> ImportPlan:
+    """Every ``*.json`` file under ``raw`` (the ``all_sqe`` folder)."""
+    files = [path for _, path in sorted(find_files(raw, "*.json").items())]
+    notes = []
+    if len(files) != EXPECTED_SEQUENCES:
+        notes.append(f"{len(files)} sequence file(s) found; the full release has {EXPECTED_SEQUENCES:,}")
+    return ImportPlan(
+        format="nw-ucla", name="nw-ucla", raw=" ".join(map(str, raw)), layout=LAYOUT, channels=["x", "y", "z"],
+        num_persons=1, classes=class_names(), split_names=["xview_train", "xview_test"],
+        source={
+            "raw": [str(p) for p in raw],
+            "preprocessing": "centred on the spine joint of the first frame (CTR-GCN feeder)",
+            "complete": len(files) == EXPECTED_SEQUENCES,
+        },
+        items=files, load=_load_item, total=len(files), notes=notes,
+    )

@@ -1,0 +1,276 @@
+"""PYSKL / MMAction2 skeleton annotation pickles (FineGym, Diving48, NTU-2D/3D, own HRNet data).
+
+A pickle holds ``{"split": {name: [frame_dir, ...]}, "annotations": [ann, ...]}`` (a bare
+list of annotations is accepted too); each annotation has ``frame_dir``, ``label``,
+``keypoint`` (M, T, V, C) and, for 2D pose, ``keypoint_score`` (M, T, V) and
+``img_shape`` (h, w).
+
+Decoding: a pickle can run code, so it is read only when the user names this format,
+and then with an unpickler that accepts nothing but numpy arrays and plain containers.
+
+Conversion (:func:`annotation_to_sequence`):
+
+- 2D (C = 2, or C = 3 with ``img_shape``, the third channel then being the score):
+  channels ``x, y, score``; pixel coordinates are centred by ``img_shape`` and divided by
+  half its size, as PYSKL's ``PreNormalize2D`` does, so every clip spans about [-1, 1]
+  whatever its resolution. Undetected keypoints (at exactly (0, 0) with score 0, PYSKL's
+  padding) stay 0 instead of moving to (-1, -1), so absent persons still read as absent.
+- 3D (C = 3 without ``img_shape``): channels ``x, y, z``, centred like NTU on the layout's
+  centre joint of person 1 in its first present frame.
+- Persons: the first ``num_persons`` (default 2, as PYSKL's ``FormatGCNInput``), zero
+  padded. The layout follows from V (17 -> coco17, 25 -> ntu25, 20 -> kinect20) unless
+  given.
+
+Labels are stored 0-based: ``label_base="auto"`` treats a pickle whose smallest label is 1
+as 1-based. Split names are kept as they are (e.g. ``xsub_train``, ``xsub_val``).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelmae.data.formats import ntu
+from skelmae.data.formats.common import centre_on_first_frame
+from skelmae.data.layouts import LayoutError, SkeletonLayout, get_layout
+from skelmae.data.prepare import ImportPlan, Loaded, Sample
+from skelmae.errors import DataFormatError, SkelmaeError
+
+__all__ = ["load_pickle", "annotation_to_sequence", "plan", "LAYOUT_BY_JOINTS"]
+
+LAYOUT_BY_JOINTS = {17: "coco17", 25: "ntu25", 20: "kinect20"}
+CHANNELS_2D = ["x", "y", "score"]
+CHANNELS_3D = ["x", "y", "z"]
+
+
+def _numpy_global(module: str, name: str) -> Any:
+    core = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.core; pickles use either name
+    allowed = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("numpy.core.multiarray", "_reconstruct"): core.multiarray._reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): core.multiarray._reconstruct,
+        ("numpy.core.multiarray", "scalar"): core.multiarray.scalar,
+        ("numpy._core.multiarray", "scalar"): core.multiarray.scalar,
+        ("collections", "OrderedDict"): __import__("collections").OrderedDict,
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+    }
+    if (module, name) in allowed:
+        return allowed[(module, name)]
+    if module == "numpy.dtypes" and name.endswith("DType"):  # numpy >= 1.25 dtype classes
+        return getattr(np.dtypes, name)
+    raise pickle.UnpicklingError(f"it references {module}.{name}; only numpy arrays and plain containers are accepted")
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return _numpy_global(module, name)
+
+
+def load_pickle(path: str | Path) -> dict[str, Any]:
+    """Decode a PYSKL pickle (numpy arrays and containers only) -> {"split": ..., "annotations": [...]}."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataFormatError(path, None, f"cannot read the file ({exc.strerror or exc})") from exc
+    try:
+        content = _ArraysOnlyUnpickler(io.BytesIO(data)).load()
+    except Exception as exc:  # a corrupt pickle can fail in many ways; all mean "not a valid file"
+        raise DataFormatError(path, None, f"not a readable PYSKL pickle: {exc}", "a pickle written by PYSKL/MMAction2") from None
+    if isinstance(content, list):
+        content = {"annotations": content}
+    if not isinstance(content, dict) or not isinstance(content.get("annotations"), list):
+        raise DataFormatError(path, "field 'annotations'", "is missing", "a dict with 'split' and an 'annotations' list")
+    split = content.get("split", {})
+    if not isinstance(split, dict) or not all(
+        isinstance(k, str) and isinstance(v, (list, tuple)) for k, v in split.items()
+    ):
+        raise DataFormatError(path, "field 'split'", "is not a mapping of split names to lists", "{'xsub_train': [frame_dir, ...], ...}")
+    return {"split": split, "annotations": content["annotations"]}
+
+
+def _array(ann: dict, key: str, ndim: int, path: str | Path, where: str) -> np.ndarray:
+    value = ann.get(key)
+    if not isinstance(value, np.ndarray) or value.ndim != ndim or value.dtype.kind not in "fiu" or 0 in value.shape:
+        shape = getattr(value, "shape", type(value).__name__)
+        raise DataFormatError(path, f"{where}.{key}", f"is {shape}", f"a non-empty numeric array with {ndim} dimensions")
+    values = value.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise DataFormatError(path, f"{where}.{key}", "holds NaN or infinite values", "finite numbers")
+    return values
+
+
+def _img_shape(ann: dict, path: str | Path, where: str) -> tuple[float, float]:
+    shape = ann.get("img_shape")
+    try:
+        h, w = (float(v) for v in shape)
+    except (TypeError, ValueError):
+        raise DataFormatError(path, f"{where}.img_shape", f"is {shape!r}", "(height, width) in pixels") from None
+    if not (h > 0 and w > 0 and np.isfinite(h) and np.isfinite(w)):
+        raise DataFormatError(path, f"{where}.img_shape", f"is {shape!r}", "positive (height, width)")
+    return h, w
+
+
+def annotation_to_sequence(
+    ann: dict,
+    num_persons: int = 2,
+    layout: str | SkeletonLayout | None = None,
+    path: str | Path = "<annotation>",
+    where: str = "annotation",
+) -> tuple[np.ndarray, str]:
+    """One PYSKL annotation -> ((T, num_persons, V, C) float32, layout name), as ``data prepare pyskl`` stores it."""
+    seq, layout_name, _ = _to_sequence(ann, num_persons, layout, path, where)
+    return seq, layout_name
+
+
+def _to_sequence(
+    ann: dict, num_persons: int, layout: str | SkeletonLayout | None, path: str | Path, where: str,
+) -> tuple[np.ndarray, str, list[str]]:
+    if not isinstance(ann, dict):
+        raise DataFormatError(path, where, f"is a {type(ann).__name__}", "a dict")
+    keypoint = _array(ann, "keypoint", 4, path, where)  # (M, T, V, C)
+    persons, frames, joints, coords = keypoint.shape
+    if layout is None:
+        if joints not in LAYOUT_BY_JOINTS:
+            raise DataFormatError(
+                path, f"{where}.keypoint", f"has {joints} joints", f"one of {sorted(LAYOUT_BY_JOINTS)}, or a layout given with --layout",
+            )
+        layout = LAYOUT_BY_JOINTS[joints]
+    try:
+        layout = get_layout(layout)
+    except LayoutError as exc:
+        raise SkelmaeError(str(exc)) from None
+    if layout.num_joints != joints:
+        raise DataFormatError(path, f"{where}.keypoint", f"has {joints} joints", f"{layout.num_joints} (layout {layout.name})")
+    if coords not in (2, 3):
+        raise DataFormatError(path, f"{where}.keypoint", f"has {coords} values per joint", "2 (x, y) or 3 (x, y, z or score)")
+    planar = coords == 2 or "img_shape" in ann
+    if planar:
+        xy = keypoint[..., :2]
+        if coords == 3:
+            score = keypoint[..., 2]
+        elif "keypoint_score" in ann:
+            score = _array(ann, "keypoint_score", 3, path, where)
+            if score.shape != keypoint.shape[:3]:
+                raise DataFormatError(path, f"{where}.keypoint_score", f"is {score.shape}", f"{keypoint.shape[:3]} like keypoint")
+        else:
+            score = np.ones(keypoint.shape[:3], np.float32)
+        h, w = _img_shape(ann, path, where)
+        undetected = (xy == 0).all(axis=-1) & (score == 0)
+        scale = np.array([w / 2, h / 2], dtype=np.float32)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            xy = (xy - scale) / scale
+        if not np.isfinite(xy).all():
+            raise DataFormatError(path, f"{where}.img_shape", f"is {ann.get('img_shape')!r}: coordinates overflow", "the image size in pixels")
+        xy[undetected] = 0
+        values = np.concatenate([xy, score[..., None]], axis=-1)
+    else:
+        values = keypoint
+    seq = np.zeros((frames, num_persons, joints, values.shape[-1]), dtype=np.float32)
+    kept = min(persons, num_persons)
+    seq[:, :kept] = values[:kept].transpose(1, 0, 2, 3)
+    if not planar:
+        centred = centre_on_first_frame(seq, layout.center)
+        seq = seq if centred is None else centred
+    return seq, layout.name, CHANNELS_2D if planar else CHANNELS_3D
+
+
+def _convert(item: tuple[int, dict], path: Path, num_persons: int, layout: str | None, channels: list[str],
+             base: int, memberships: dict[str, tuple[str, ...]], ntu_names: bool) -> Loaded:
+    index, ann = item
+    where = f"annotations[{index}]"
+    seq, _, found = _to_sequence(ann, num_persons, layout, path, where)
+    if found != channels:
+        raise DataFormatError(path, f"{where}.keypoint", f"gives channels {found}", f"{channels} like the first annotation")
+    name = str(ann.get("frame_dir", index))
+    meta: dict[str, int] = {}
+    if "img_shape" in ann:
+        h, w = _img_shape(ann, path, where)
+        meta.update(img_h=int(round(h)), img_w=int(round(w)))
+    if ntu_names:
+        meta.update(ntu.parse_name(name))
+    return Loaded([Sample(seq, int(ann["label"]) - base, name, meta, memberships.get(name, ()))])
+
+
+def _labels(annotations: list, path: Path) -> list[int]:
+    labels = []
+    for i, ann in enumerate(annotations):
+        label = ann.get("label") if isinstance(ann, dict) else None
+        if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+            raise DataFormatError(path, f"annotations[{i}].label", f"is {label!r}", "an integer class index")
+        labels.append(int(label))
+    return labels
+
+
+def plan(
+    raw: Sequence[Path],
+    max_persons: int = 2,
+    label_base: str = "auto",
+    layout: str | None = None,
+    class_names: Path | None = None,
+) -> ImportPlan:
+    """One PYSKL annotation pickle."""
+    if len(raw) != 1 or not raw[0].is_file():
+        raise SkelmaeError("pyskl takes exactly one annotation pickle: --raw FILE.pkl")
+    if label_base not in ("auto", "0", "1"):
+        raise SkelmaeError(f"--label-base must be auto, 0 or 1, got {label_base!r}")
+    if max_persons < 1:
+        raise SkelmaeError(f"--max-persons must be at least 1, got {max_persons}")
+    path = raw[0]
+    content = load_pickle(path)
+    annotations = content["annotations"]
+    if not annotations:
+        raise DataFormatError(path, "field 'annotations'", "is empty", "at least one annotation")
+    labels = _labels(annotations, path)
+    base = (1 if min(labels) == 1 else 0) if label_base == "auto" else int(label_base)
+    if min(labels) - base < 0:
+        raise DataFormatError(path, "labels", f"the smallest label is {min(labels)}", f"labels from {base} (label base {base})")
+    _, layout_name, channels = _to_sequence(annotations[0], max_persons, layout, path, "annotations[0]")
+    names = [str(a.get("frame_dir", i)) for i, a in enumerate(annotations)]
+    ntu_names = all(ntu.parse_name(n) is not None for n in names)
+    num_classes = max(labels) - base + 1
+    if class_names is not None:
+        classes = [line.strip() for line in Path(class_names).read_text(encoding="utf-8").splitlines() if line.strip()]
+        if len(classes) < num_classes:
+            raise SkelmaeError(f"{class_names} names {len(classes)} classes but the labels need {num_classes}")
+    elif ntu_names and num_classes <= 120 and all(
+        ntu.parse_name(n)["action"] - 1 == label - base for n, label in zip(names, labels)
+    ):
+        classes = ntu.class_names("ntu120" if num_classes > 60 else "ntu60")
+    else:
+        classes = [f"class {i}" for i in range(num_classes)]
+    known = set(names)
+    memberships: dict[str, list[str]] = {}
+    unmatched = 0
+    for split, members in content["split"].items():
+        for member in members:
+            if str(member) in known:
+                memberships.setdefault(str(member), []).append(split)
+            else:
+                unmatched += 1
+    notes = [f"{len(annotations)} annotation(s), labels {base}-based, layout {layout_name}, channels {', '.join(channels)}"]
+    if unmatched:
+        notes.append(f"{unmatched} split entr(y/ies) name no annotation (ignored, as PYSKL does)")
+    normalisation = (
+        "2D: (x - w/2) / (w/2), (y - h/2) / (h/2) with (h, w) = img_shape (PYSKL PreNormalize2D); "
+        "undetected keypoints (0, 0, score 0) stay 0"
+        if channels == CHANNELS_2D else "3D: centred on the layout's centre joint of person 1 in its first present frame"
+    )
+    return ImportPlan(
+        format="pyskl", name=path.stem, raw=str(path), layout=layout_name, channels=channels,
+        num_persons=max_persons, classes=classes, split_names=list(content["split"]),
+        source={"raw": str(path), "label_base": base, "normalisation": normalisation, "max_persons": max_persons},
+        items=list(enumerate(annotations)),
+        load=functools.partial(
+            _convert, path=path, num_persons=max_persons, layout=layout_name, channels=channels, base=base,
+            memberships={k: tuple(v) for k, v in memberships.items()}, ntu_names=ntu_names,
+        ),
+        total=len(annotations), parallel=False, unit="annotation", notes=notes,
+    )

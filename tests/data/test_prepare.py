@@ -1,0 +1,132 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from skelmae.data.prepare import ImportPlan, Loaded, Sample, prepare, report_path, run_import
+from skelmae.data.storage import SkeletonStore
+from skelmae.errors import DataFormatError, SkelmaeError
+
+UCLA_NAMES = [f"a{a:02d}_s0{s}_e00_v0{v}" for a in (1, 4, 12) for s in (1, 2) for v in (1, 2, 3)]
+
+
+@pytest.fixture()
+def ucla_raw(shared_data, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in UCLA_NAMES:
+        (raw / f"{name}.json").write_bytes((shared_data / "nw_ucla" / "all_sqe" / f"{name}.json").read_bytes())
+    return raw
+
+
+def _content(root):
+    manifest = json.loads((root / "manifest.json").read_text())
+    return {name: info["sha256"] for name, info in manifest["files"].items()}
+
+
+def test_worker_count_does_not_change_the_dataset(ucla_raw, tmp_path):
+    prepare("nw-ucla", ucla_raw, tmp_path / "one", workers=1, progress=False)
+    prepare("nw-ucla", ucla_raw, tmp_path / "two", workers=2, progress=False)
+    assert _content(tmp_path / "one") == _content(tmp_path / "two")
+    assert SkeletonStore(tmp_path / "one").names == sorted(UCLA_NAMES)
+
+
+def test_failed_run_keeps_the_previous_dataset_and_skip_reports_are_refreshed(ucla_raw, tmp_path):
+    out = tmp_path / "ds"
+    bad = ucla_raw / "a06_s01_e00_v01.json"
+    bad.write_text("{")
+    prepare("nw-ucla", ucla_raw, out, workers=1, on_error="skip", progress=False)
+    assert report_path(out).exists() and len(SkeletonStore(out)) == len(UCLA_NAMES)
+    with pytest.raises(DataFormatError, match="a06_s01_e00_v01.json, line 1: invalid JSON"):
+        prepare("nw-ucla", ucla_raw, out, workers=2, overwrite=True, progress=False)
+    assert len(SkeletonStore(out)) == len(UCLA_NAMES) and report_path(out).exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    bad.unlink()
+    report = prepare("nw-ucla", ucla_raw, out, workers=1, overwrite=True, progress=False)
+    assert report.report is None and not report_path(out).exists()  # the old report described other data
+
+
+def test_nothing_imported_is_an_error(ucla_raw, tmp_path):
+    for path in ucla_raw.iterdir():
+        path.write_text("[]")
+    with pytest.raises(DataFormatError, match=r"no samples were imported \(18 files read, 18 skipped\)"):
+        prepare("nw-ucla", ucla_raw, tmp_path / "ds", on_error="skip", workers=1, progress=False)
+    assert list(tmp_path.glob("*ds*")) == []
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda raw, out: prepare("kinetics", raw, out), SkelmaeError, "unknown dataset format 'kinetics'"),
+        (lambda raw, out: prepare("nw-ucla", raw, out, second_actor="zeros"), SkelmaeError,
+         "option 'second_actor' does not apply to format 'nw-ucla'"),
+        (lambda raw, out: prepare("ntu60", raw, out, dataset="ntu120"), SkelmaeError, "option 'dataset' does not apply"),
+        (lambda raw, out: prepare("ntu60", raw, out, second_actor="copy"), SkelmaeError, "zeros"),
+        (lambda raw, out: prepare("ntu60", raw / "nowhere", out), DataFormatError, "does not exist"),
+        (lambda raw, out: prepare("nw-ucla", raw, out, on_error="ignore"), SkelmaeError, "on_error must be one of"),
+    ],
+)
+def test_option_errors(ucla_raw, tmp_path, call, error, message):
+    with pytest.raises(error, match=message):
+        call(ucla_raw, tmp_path / "ds")
+
+
+def _tiny_plan(items, load):
+    return ImportPlan(
+        format="test", name="tiny", raw="memory", layout="kinect20", channels=["x", "y", "z"], num_persons=1,
+        classes=["a", "b"], split_names=["train"], source={}, items=items, load=load, total=len(items),
+    )
+
+
+def _interrupting_load(item):
+    if item == 3:
+        raise KeyboardInterrupt
+    return Loaded([Sample(np.ones((2, 1, 20, 3), np.float32), item % 2, f"s{item}", {}, ("train",))])
+
+
+def test_interrupted_run_leaves_nothing(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run_import(_tiny_plan(list(range(6)), _interrupting_load), tmp_path / "ds", workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+KILLED_SCRIPT = """
+import sys, time
+import numpy as np
+from skelmae.data.prepare import ImportPlan, Loaded, Sample, run_import
+
+def load(item):
+    time.sleep(0.02)
+    return Loaded([Sample(np.full((5, 1, 20, 3), item, np.float32), 0, f"s{item}", {}, ("train",))])
+
+if __name__ == "__main__":
+    plan = ImportPlan(format="test", name="slow", raw="memory", layout="kinect20", channels=["x", "y", "z"],
+                      num_persons=1, classes=["a"], split_names=["train"], source={}, items=list(range(100000)),
+                      load=load, total=100000)
+    run_import(plan, sys.argv[1], workers=1, progress=False)
+"""
+
+
+def test_killed_run_never_looks_complete(tmp_path):
+    script = tmp_path / "slow_import.py"
+    script.write_text(textwrap.dedent(KILLED_SCRIPT))
+    out = tmp_path / "ds"
+    process = subprocess.Popen([sys.executable, str(script), str(out)], cwd=tmp_path)
+    try:
+        deadline = time.time() + 60
+        while not list(tmp_path.glob(".ds.partial-*/frames.npy")) and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    assert list(tmp_path.glob(".ds.partial-*")) and not out.exists()
+    out.mkdir()  # even a folder at the destination is not taken for a dataset
+    with pytest.raises(DataFormatError, match="not a complete skelmae dataset folder; an unfinished preparation left"):
+        SkeletonStore(out)
