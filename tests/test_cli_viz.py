@@ -83,3 +83,16 @@ def test_export_command(tiny_checkpoints, tmp_path):
     assert (tmp_path / "m.onnx").is_file() and (tmp_path / "m.onnx.json").is_file()
     bad = invoke("export", tiny_checkpoints["classifier"], "--format", "tflite")
     assert bad.exit_code == 2 and "unknown export format" in bad.output
+
+
+def test_predict_real_pose_files(tiny_checkpoints, shared_data, tmp_path):
+    skeleton = shared_data / "ntu_rgbd_samples" / "raw_skeletons" / "S001C001P001R001A050.skeleton"
+    ucla = shared_data / "nw_ucla" / "all_sqe" / "a01_s01_e00_v01.json"
+    pyskl = shared_data / "pyskl_format_custom_hrnet" / "ntu60_hrnet.pkl"
+    result = invoke("predict", tiny_checkpoints["classifier"], skeleton, ucla, "--json")
+    assert result.exit_code == 2
+    good, bad = json.loads(result.stdout)["results"]
+    assert good["sample"] == "S001C001P001R001A050" and len(good["top"]) == 5
+    assert "a01_s01_e00_v01.json, layout: holds kinect20 skeletons" in bad["error"] and "25 joints" in bad["error"]
+    unsafe = invoke("predict", tiny_checkpoints["classifier"], pyskl)
+    assert unsafe.exit_code == 2 and "--format pyskl" in unsafe.output

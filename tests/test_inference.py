@@ -69,8 +69,17 @@ def test_missing_persons_are_zero_padded(classifier, store):
 )
 def test_wrong_shapes_name_what_the_checkpoint_expects(classifier, shape, expected):
     with pytest.raises(DataFormatError, match=expected) as info:
-        classifier.predict(np.zeros(shape, np.float32))
+        classifier.predict(np.ones(shape, np.float32))
     assert str(shape) in str(info.value)
+
+
+def test_empty_person_slots_beyond_the_model_are_dropped(classifier, store):
+    seq = store.sequence(2)
+    three = np.concatenate([seq, np.zeros_like(seq[:, :1])], axis=1)
+    assert np.allclose(classifier.encode(three), classifier.encode(seq))
+    three[:, 2] = seq[:, 0]
+    with pytest.raises(DataFormatError, match="at most 2 persons"):
+        classifier.encode(three)
 
 
 def test_non_finite_input_and_bad_batches(classifier):
@@ -127,15 +136,13 @@ def test_npy_files_and_format_choice(classifier, store, tmp_path):
 
 
 def test_pickle_that_is_not_annotations(tmp_path):
-    pytest.importorskip("skelmae.data.formats.pyskl")
     (tmp_path / "list.pkl").write_bytes(pickle.dumps([1, 2, 3]))
     with pytest.raises(DataFormatError, match="not PYSKL annotations"):
         read_pose_file(tmp_path / "list.pkl", fmt="pyskl")
 
 
-# -- with the dataset readers of skelmae.data.formats (skipped until they are installed) --
+# -- with the dataset readers of skelmae.data.formats --------------------------------------
 def test_pyskl_annotations_predict_like_the_array(classifier, store, tmp_path):
-    pytest.importorskip("skelmae.data.formats.pyskl")
     seq = store.sequence(7)  # (T, M, V, C)
     ann = {"frame_dir": "clip7", "label": 0, "total_frames": len(seq), "keypoint": seq.transpose(1, 0, 2, 3).copy()}
     (tmp_path / "one.pkl").write_bytes(pickle.dumps({"split": {"test": ["clip7"]}, "annotations": [ann]}))
@@ -145,15 +152,27 @@ def test_pyskl_annotations_predict_like_the_array(classifier, store, tmp_path):
 
 
 def test_real_pyskl_2d_pickle_is_rejected_by_a_3d_model(classifier, shared_data):
-    pytest.importorskip("skelmae.data.formats.pyskl")
     samples = read_pose_file(shared_data / "pyskl_format_custom_hrnet" / "ntu60_hrnet.pkl", fmt="pyskl")
     assert len(samples) == 486 and samples[0].layout == "coco17"
     with pytest.raises(DataFormatError, match="holds coco17 skeletons.*layout ntu25 with 25 joints"):
         classifier.check_layout(samples[0].layout, "ntu60_hrnet.pkl")
+    with pytest.raises(DataFormatError, match="ntu60_hrnet.pkl, annotation 0.keypoint: has 17 joints .expected 25"):
+        classifier.read_pose_file(shared_data / "pyskl_format_custom_hrnet" / "ntu60_hrnet.pkl", fmt="pyskl")
+
+
+def test_ntu_files_follow_the_checkpoints_second_actor_rule(tiny_checkpoints, shared_data):
+    from skelmae.engine.checkpoint import load_checkpoint
+
+    path = shared_data / "ntu_rgbd_samples" / "raw_skeletons" / "S001C001P001R001A001.skeleton"  # one person
+    state = load_checkpoint(tiny_checkpoints["classifier"])
+    assert state["data"]["preparation"]["generator"] == "skelmae.data.synthetic"  # the dataset's import record
+    [zeros] = SkeletonModel(state).read_pose_file(path)
+    state["data"]["preparation"] = {"second_actor": "duplicate"}
+    [duplicate] = SkeletonModel(state).read_pose_file(path)
+    assert not zeros.sequence[:, 1].any() and np.array_equal(duplicate.sequence[:, 1], duplicate.sequence[:, 0])
 
 
 def test_real_ntu_skeleton_file(classifier, shared_data, tmp_path):
-    pytest.importorskip("skelmae.data.formats.ntu")
     path = shared_data / "ntu_rgbd_samples" / "raw_skeletons" / "S001C001P001R001A050.skeleton"
     [sample] = read_pose_file(path)
     assert sample.name == "S001C001P001R001A050" and sample.layout == "ntu25"
@@ -164,7 +183,6 @@ def test_real_ntu_skeleton_file(classifier, shared_data, tmp_path):
 
 
 def test_real_nw_ucla_file_is_rejected_by_an_ntu_model(classifier, shared_data):
-    pytest.importorskip("skelmae.data.formats.nw_ucla")
     [sample] = read_pose_file(shared_data / "nw_ucla" / "all_sqe" / "a01_s01_e00_v01.json")
     assert sample.layout == "kinect20" and sample.sequence.shape[2:] == (20, 3)
     with pytest.raises(DataFormatError, match="kinect20"):

@@ -379,7 +379,7 @@ def visualize(
     targets integrated from the token's true first frame); visible tokens show the input.
     """
     from skelmae.data.storage import SkeletonStore
-    from skelmae.inference import load, read_pose_file
+    from skelmae.inference import load
     from skelmae.viz.reconstruct import reconstruction_panels
     from skelmae.viz.render import Camera, SequenceRenderer, save_rendering
 
@@ -391,13 +391,10 @@ def visualize(
         i = _pick_sample(store, index, split, name)
         sequence, title = store.sequence(i), _sample_title(store, i)
     else:
-        samples = read_pose_file(file, fmt)
+        samples = model.read_pose_file(file, fmt)
         if not 0 <= index < len(samples):
             raise SkelmaeError(f"{file}: holds {len(samples)} sequence(s); --index {index} is outside")
-        sample = samples[index]
-        if sample.layout is not None:
-            model.check_layout(sample.layout, str(file))
-        sequence, title = sample.sequence, sample.name
+        sequence, title = samples[index].sequence, samples[index].name
     rec = model.reconstruct(sequence, seed=seed)
     mae = model.mae
     target = f"{mae.target} target" + (", per-token normalised" if mae.norm_target else "")
@@ -467,7 +464,7 @@ def predict(
     """
     import torch
 
-    from skelmae.inference import load, read_pose_file
+    from skelmae.inference import load
 
     model = load(checkpoint, device)
     if model.classifier is None:
@@ -475,10 +472,7 @@ def predict(
     results: list[dict] = []
     for path in files:
         try:
-            samples = read_pose_file(path, fmt)
-            for sample in samples:
-                if sample.layout is not None:
-                    model.check_layout(sample.layout, str(path))
+            samples = model.read_pose_file(path, fmt)
             batch = [model.preprocess(s.sequence, str(path) if len(samples) == 1 else f"{path} [{s.name}]") for s in samples]
             predictions = model.predict(torch.stack(batch))
         except SkelmaeError as exc:

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from skelmae.data.dataset import SkeletonDataset
-from skelmae.data.layouts import get_layout
+from skelmae.data.layouts import SkeletonLayout, get_layout
 from skelmae.data.storage import SkeletonStore
 from skelmae.data.transforms import build_transforms
 from skelmae.engine.checkpoint import load_checkpoint
@@ -148,6 +148,8 @@ class SkeletonModel:
         arr = np.asarray(sequence)
         if arr.ndim == 3:
             arr = arr[:, None]
+        if arr.ndim == 4 and arr.shape[1] > self.num_persons and not np.any(arr[:, self.num_persons :]):
+            arr = arr[:, : self.num_persons]  # empty person slots beyond the model's (e.g. NTU's second actor)
         v, c = self.layout.num_joints, len(self.channels)
         if arr.ndim != 4 or arr.shape[0] == 0 or arr.shape[2:] != (v, c) or arr.shape[1] > self.num_persons:
             raise DataFormatError(
@@ -200,6 +202,19 @@ class SkeletonModel:
     def predict(self, x: Input, batch_size: int = 64) -> list[Prediction]:
         """One :class:`Prediction` per sample."""
         return [Prediction(p, self.classes) for p in self.probabilities(x, batch_size)]
+
+    def read_pose_file(self, path: str | Path, fmt: str = "auto") -> list[PoseSample]:
+        """The sequences of a pose file, read with this checkpoint's dataset-preparation options
+        (persons kept, layout, NTU second-actor rule) and checked against its layout."""
+        preparation = self.data.get("preparation") or {}
+        samples = read_pose_file(
+            path, fmt, num_persons=self.num_persons, layout=self.layout,
+            second_actor=preparation.get("second_actor", "zeros"),
+        )
+        for sample in samples:
+            if sample.layout is not None:
+                self.check_layout(sample.layout, str(path))
+        return samples
 
     def reconstruct(self, sequence: np.ndarray, seed: int = 0) -> Reconstruction:
         """Masks and reconstructs one raw sequence with the MAE (see ``skelmae.viz.reconstruct``)."""
@@ -254,7 +269,7 @@ def _annotations(obj: Any, path: Path) -> list[dict[str, Any]]:
     return obj
 
 
-def _read_pyskl(path: Path) -> list[PoseSample]:
+def _read_pyskl(path: Path, num_persons: int, layout: SkeletonLayout | None) -> list[PoseSample]:
     from skelmae.data.formats.pyskl import annotation_to_sequence
 
     try:
@@ -264,14 +279,23 @@ def _read_pyskl(path: Path) -> list[PoseSample]:
         raise DataFormatError(path, None, f"not a readable pickle ({exc})") from exc
     samples = []
     for i, ann in enumerate(_annotations(obj, path)):
-        sequence, layout = annotation_to_sequence(ann)
-        samples.append(PoseSample(str(ann.get("frame_dir", f"{path.stem}[{i}]")), sequence, layout))
+        sequence, found = annotation_to_sequence(ann, num_persons, layout, path, f"annotation {i}")
+        samples.append(PoseSample(str(ann.get("frame_dir", f"{path.stem}[{i}]")), sequence, found))
     return samples
 
 
-def read_pose_file(path: str | Path, fmt: str = "auto") -> list[PoseSample]:
+def read_pose_file(
+    path: str | Path,
+    fmt: str = "auto",
+    num_persons: int = 2,
+    layout: SkeletonLayout | None = None,
+    second_actor: str = "zeros",
+) -> list[PoseSample]:
     """The sequences in one pose file. ``fmt`` ``auto`` goes by the suffix (.npy, .skeleton,
-    .json); pickles need ``fmt="pyskl"``, said explicitly."""
+    .json); pickles need ``fmt="pyskl"``, said explicitly. ``num_persons`` and ``layout``
+    (PYSKL: persons kept, layout instead of guessing it from the joint count) and
+    ``second_actor`` (NTU) are the dataset-preparation options; ``SkeletonModel.read_pose_file``
+    takes them from a checkpoint."""
     path = Path(path)
     if fmt not in POSE_FORMATS:
         raise SkelmaeError(f"unknown pose format {fmt!r}; expected one of {', '.join(POSE_FORMATS)}")
@@ -290,11 +314,11 @@ def read_pose_file(path: str | Path, fmt: str = "auto") -> list[PoseSample]:
     if fmt == "npy":
         return _read_npy(path)
     if fmt == "pyskl":
-        return _read_pyskl(path)
+        return _read_pyskl(path, num_persons, layout)
     if fmt == "skeleton":
         from skelmae.data.formats.ntu import load_sequence
 
-        return [PoseSample(path.name.split(".")[0], load_sequence(path), "ntu25")]
+        return [PoseSample(path.name.split(".")[0], load_sequence(path, second_actor), "ntu25")]
     from skelmae.data.formats.nw_ucla import load_sequence
 
     return [PoseSample(path.stem, load_sequence(path), "kinect20")]

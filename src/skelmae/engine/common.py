@@ -107,6 +107,7 @@ def data_description(store: SkeletonStore, data: DataConfig) -> dict[str, Any]:
         "min_crop": data.min_crop,
         "modality": data.modality,
         "dataset": store.manifest.get("name"),
+        "preparation": store.manifest.get("source", {}),  # import options (e.g. NTU second actor) for new raw files
         "manifest_sha256": store.manifest_hash(),
         "root": str(store.root),
     }
