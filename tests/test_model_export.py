@@ -1,4 +1,4 @@
-"""ONNX and TorchScript export of the classifier: dynamic batch, same logits as PyTorch."""
+"""ONNX and TorchScript export of the classifier (skelmae.export): dynamic batch, same logits as PyTorch."""
 
 import json
 
