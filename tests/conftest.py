@@ -30,3 +30,33 @@ def tiny_synth(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("synth") / "tiny"
     return write_synthetic(out, SynthConfig(subjects=6, test_subjects=2, repetitions=1), progress=False)
+
+
+TINY_TRAINING = [
+    "data.window=16", "data.min_crop=8", "data.batch_size=16", "data.num_workers=0", "model.dim=32", "model.depth=2",
+    "model.heads=4", "model.decoder_dim=16", "model.decoder_depth=1", "model.decoder_heads=2", "train.progress=false",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tiny_synth, tmp_path_factory) -> dict[str, Path]:
+    """A one-epoch MAE on ``tiny_synth`` and a two-epoch linear probe on it (window 16, width 32).
+
+    Keys: ``mae`` and ``classifier`` (checkpoint files), ``pretrain_dir`` and ``linear_dir`` (run folders).
+    """
+    from skelmae.config import LinearConfig, PretrainConfig, load_config
+    from skelmae.engine.linear import run_linear
+    from skelmae.engine.pretrain import run_pretrain
+
+    runs = tmp_path_factory.mktemp("tiny_runs")
+    run_pretrain(load_config(PretrainConfig, None, TINY_TRAINING + [
+        f"data.root={tiny_synth}", f"train.output_dir={runs / 'pre'}", "train.epochs=1", "optim.warmup_epochs=0",
+    ]))
+    run_linear(load_config(LinearConfig, None, TINY_TRAINING + [
+        f"data.root={tiny_synth}", f"init={runs / 'pre' / 'last.pt'}", f"train.output_dir={runs / 'lin'}",
+        "train.epochs=2", "augment=false",
+    ]))
+    return {
+        "mae": runs / "pre" / "last.pt", "classifier": runs / "lin" / "last.pt",
+        "pretrain_dir": runs / "pre", "linear_dir": runs / "lin",
+    }

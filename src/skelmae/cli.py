@@ -139,7 +139,7 @@ def evaluate(
     batch_size: int = typer.Option(128),
     device: str = typer.Option("auto"),
 ) -> None:
-    """Top-1, top-5, mean-class accuracy and the confusion matrix (CSV) of a classifier."""
+    """Top-1, top-5, mean-class accuracy and the confusion matrix (PNG + CSV) of a classifier."""
     from skelmae.eval.evaluate import run_evaluate
 
     result = run_evaluate(str(checkpoint), str(data) if data else None, split, str(out) if out else None,
@@ -291,6 +291,226 @@ def data_info(
         console.print_json(json.dumps(summarize(SkeletonStore(root))))
     else:
         console.print(describe(root))
+
+
+RENDER_OUT_HELP = ".gif or .mp4 (a .png contact sheet is written beside it) or .png (contact sheet only)"
+FPS = typer.Option(30.0, help="frames per second of the animation")
+STRIDE = typer.Option(1, help="draw every n-th frame")
+SHEET_FRAMES = typer.Option(8, "--sheet-frames", help="frames on the contact sheet (0: no sheet)")
+AZIMUTH = typer.Option(25.0, help="3D camera: degrees about the vertical axis (0 = the Kinect's own view)")
+ELEVATION = typer.Option(12.0, help="3D camera: degrees above the horizon")
+DEVICE = typer.Option("cpu", help="cpu | cuda | cuda:N")
+
+
+def _pick_sample(store, index: int, split: Optional[str], name: Optional[str]) -> int:
+    """A dataset index from --name, or from --index (counted within --split when given)."""
+    if name is not None:
+        if name not in store.names:
+            raise SkelmaeError(f"{store.root}: no sample named {name!r}")
+        return store.names.index(name)
+    indices = store.split(split) if split else range(len(store))
+    if not 0 <= index < len(indices):
+        where = f"split {split!r}" if split else "the dataset"
+        raise SkelmaeError(f"{store.root}: index {index} outside {where} (0..{len(indices) - 1})")
+    return int(indices[index])
+
+
+def _sample_title(store, i: int) -> str:
+    label = int(store.labels[i])
+    return f"{store.names[i]}: {store.classes[label] if label >= 0 else 'unlabelled'}"
+
+
+def _print_written(paths: list[Path]) -> None:
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
+@data_app.command("show")
+@user_errors
+def data_show(
+    root: Path = typer.Argument(..., help="dataset folder"),
+    index: int = typer.Option(0, help="sample index (within --split when given)"),
+    split: Optional[str] = typer.Option(None, help="count --index within this split"),
+    name: Optional[str] = typer.Option(None, help="pick the sample by name instead"),
+    out: Path = typer.Option(Path("sample.gif"), help=RENDER_OUT_HELP),
+    fps: float = FPS,
+    stride: int = STRIDE,
+    sheet_frames: int = SHEET_FRAMES,
+    azimuth: float = AZIMUTH,
+    elevation: float = ELEVATION,
+) -> None:
+    """Draw one stored sequence (bones of the dataset's layout, one colour per person)."""
+    from skelmae.data.storage import SkeletonStore
+    from skelmae.viz.render import Camera, Panel, SequenceRenderer, save_rendering
+
+    store = SkeletonStore(root)
+    i = _pick_sample(store, index, split, name)
+    seq = store.sequence(i)
+    renderer = SequenceRenderer(
+        [Panel(f"{len(seq)} frames", seq)], store.layout, store.channels, Camera(azimuth, elevation),
+        title=_sample_title(store, i),
+    )
+    _print_written(save_rendering(renderer, out, fps=fps, sheet_frames=sheet_frames, stride=stride))
+
+
+@app.command()
+@user_errors
+def visualize(
+    checkpoint: Path = typer.Argument(..., help="a pre-training (MAE) checkpoint"),
+    data: Optional[Path] = typer.Option(None, "--data", help="dataset folder to take the sample from"),
+    index: int = typer.Option(0, help="sample index (within --split when given)"),
+    split: Optional[str] = typer.Option(None, help="count --index within this split"),
+    name: Optional[str] = typer.Option(None, help="pick the sample by name instead"),
+    file: Optional[Path] = typer.Option(None, "--file", help="a pose file instead of --data (see `skelmae predict`)"),
+    fmt: str = typer.Option("auto", "--format", help="pose file format for --file"),
+    out: Path = typer.Option(Path("reconstruction.gif"), help=RENDER_OUT_HELP),
+    seed: int = typer.Option(0, help="seed of the random mask"),
+    fps: float = FPS,
+    stride: int = STRIDE,
+    sheet_frames: int = SHEET_FRAMES,
+    azimuth: float = AZIMUTH,
+    elevation: float = ELEVATION,
+    device: str = DEVICE,
+) -> None:
+    """Input, masked tokens (grey) and the MAE's reconstruction, side by side.
+
+    The sample is preprocessed as in training (test crop resized to the checkpoint's window).
+    Masked tokens show predictions (un-normalised with the true token's mean and std; motion
+    targets integrated from the token's true first frame); visible tokens show the input.
+    """
+    from skelmae.data.storage import SkeletonStore
+    from skelmae.inference import load
+    from skelmae.viz.reconstruct import reconstruction_panels
+    from skelmae.viz.render import Camera, SequenceRenderer, save_rendering
+
+    if (data is None) == (file is None):
+        raise SkelmaeError("give exactly one of --data DATASET (with --index/--name) or --file POSE_FILE")
+    model = load(checkpoint, device)
+    if data is not None:
+        store = SkeletonStore(data)
+        i = _pick_sample(store, index, split, name)
+        sequence, title = store.sequence(i), _sample_title(store, i)
+    else:
+        samples = model.read_pose_file(file, fmt)
+        if not 0 <= index < len(samples):
+            raise SkelmaeError(f"{file}: holds {len(samples)} sequence(s); --index {index} is outside")
+        sequence, title = samples[index].sequence, samples[index].name
+    rec = model.reconstruct(sequence, seed=seed)
+    mae = model.mae
+    target = f"{mae.target} target" + (", per-token normalised" if mae.norm_target else "")
+    title = f"{title} | {mae.mask_strategy} masking {mae.mask_ratio:.0%}, {target}; masked-token loss {rec.loss:.3f}"
+    renderer = SequenceRenderer(reconstruction_panels(rec), model.layout, model.channels, Camera(azimuth, elevation), title=title)
+    _print_written(save_rendering(renderer, out, fps=fps, sheet_frames=sheet_frames, stride=stride))
+
+
+@app.command()
+@user_errors
+def embed(
+    checkpoint: Path = typer.Argument(..., help="an MAE or classifier checkpoint"),
+    data: Path = typer.Option(..., "--data", help="dataset folder"),
+    split: str = typer.Option("test", help="split to embed"),
+    out: Path = typer.Option(Path("embedding.png"), help="scatter plot (PNG); the 2-D points go to the same name .csv"),
+    max_samples: int = typer.Option(2000, help="embed a seeded random subset of at most this many samples"),
+    perplexity: float = typer.Option(30.0, help="t-SNE perplexity (capped below a third of the samples)"),
+    seed: int = typer.Option(0, help="seed of the subset and of t-SNE"),
+    batch_size: int = typer.Option(64),
+    device: str = DEVICE,
+) -> None:
+    """2-D t-SNE of the frozen encoder's clip features, coloured by class."""
+    import csv
+
+    import numpy as np
+
+    from skelmae.atomic import atomic_output
+    from skelmae.data.storage import SkeletonStore
+    from skelmae.inference import dataset_features, load
+    from skelmae.viz.plots import plot_embedding, tsne
+
+    model = load(checkpoint, device)
+    store = SkeletonStore(data)
+    indices = store.split(split)
+    if len(indices) > max_samples:
+        indices = np.sort(np.random.default_rng(seed).choice(indices, max_samples, replace=False))
+    if len(indices) < 4:
+        raise SkelmaeError(f"{data}: split {split!r} has {len(indices)} samples; t-SNE needs at least 4")
+    points = tsne(dataset_features(model, store, indices, batch_size), seed=seed, perplexity=perplexity)
+    labels = store.labels[indices]
+    title = f"t-SNE of frozen features: {checkpoint.name} on {store.manifest.get('name') or data.name} {split} ({len(indices)})"
+    written = [plot_embedding(points, labels, store.classes, out, title)]
+    with atomic_output(out.with_suffix(".csv")) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["name", "label", "class", "x", "y"])
+        for i, label, (x, y) in zip(indices, labels, points):
+            writer.writerow([store.names[i], int(label), store.classes[label] if label >= 0 else "", f"{x:.4f}", f"{y:.4f}"])
+    _print_written(written + [out.with_suffix(".csv")])
+
+
+@app.command()
+@user_errors
+def predict(
+    checkpoint: Path = typer.Argument(..., help="a classifier checkpoint (linear probe or fine-tuned)"),
+    files: list[Path] = typer.Argument(
+        ..., help="pose files: .npy (T, V, C) or (T, M, V, C), NTU .skeleton, NW-UCLA .json; PYSKL pickles need --format pyskl"
+    ),
+    fmt: str = typer.Option("auto", "--format", help="auto (by suffix) | npy | skeleton | nw-ucla | pyskl"),
+    top_k: int = typer.Option(5, "--top-k", "-k", help="classes to list per sample"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON document instead of a table"),
+    device: str = DEVICE,
+) -> None:
+    """Top-k classes with probabilities, preprocessing as in training (read from the checkpoint).
+
+    A file that cannot be read is reported and the others are still predicted; the exit
+    status is then 2.
+    """
+    import torch
+
+    from skelmae.inference import load
+
+    model = load(checkpoint, device)
+    if model.classifier is None:
+        raise SkelmaeError(f"{checkpoint}: a pre-training (MAE) checkpoint has no classifier head; use a linear-probe or fine-tuned checkpoint")
+    results: list[dict] = []
+    for path in files:
+        try:
+            samples = model.read_pose_file(path, fmt)
+            batch = [model.preprocess(s.sequence, str(path) if len(samples) == 1 else f"{path} [{s.name}]") for s in samples]
+            predictions = model.predict(torch.stack(batch))
+        except SkelmaeError as exc:
+            results.append({"file": str(path), "error": str(exc)})
+            continue
+        results.extend(
+            {"file": str(path), "sample": s.name, **p.to_dict(top_k)} for s, p in zip(samples, predictions)
+        )
+    failed = [r for r in results if "error" in r]
+    if as_json:
+        typer.echo(json.dumps({"checkpoint": str(checkpoint), "results": results}, indent=2))
+    else:
+        for r in results:
+            if "error" not in r:
+                typer.echo(r["file"] + ("" if Path(r["file"]).stem == r["sample"] else f" [{r['sample']}]"))
+                for rank, item in enumerate(r["top"], 1):
+                    typer.echo(f"  {rank}. {item['probability']:6.1%}  {item['class']}")
+        for r in failed:
+            err_console.print(f"[bold red]error:[/bold red] {r['error']}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+@user_errors
+def export(
+    checkpoint: Path = typer.Argument(..., help="a classifier checkpoint (linear probe or fine-tuned)"),
+    fmt: str = typer.Option("onnx", "--format", help="onnx | torchscript"),
+    out: Optional[Path] = typer.Option(None, help="output file (default: beside the checkpoint)"),
+) -> None:
+    """Export encoder + head with a dynamic batch axis; checked against PyTorch before it is written."""
+    from skelmae.export import export_classifier
+
+    result = export_classifier(checkpoint, out, fmt)
+    console.print(
+        f"wrote {result.path} and {result.metadata.name}; largest difference to PyTorch on a random batch of 3: "
+        f"{result.max_abs_diff:.1e}"
+    )
 
 
 def main() -> None:

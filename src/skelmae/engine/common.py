@@ -102,6 +102,7 @@ def data_description(store: SkeletonStore, data: DataConfig) -> dict[str, Any]:
         "min_crop": data.min_crop,
         "modality": data.modality,
         "dataset": store.manifest.get("name"),
+        "preparation": store.manifest.get("source", {}),  # import options (e.g. NTU second actor) for new raw files
         "manifest_sha256": store.manifest_hash(),
         "root": str(store.root),
     }
@@ -143,6 +144,14 @@ def downstream_model(
 def load_classifier(path: str) -> tuple[SkeletonClassifier, dict[str, Any]]:
     """A trained classifier (probe or fine-tuned) and its checkpoint, ready for inference."""
     ckpt = load_checkpoint(path, kind="classifier")
+    return classifier_from_checkpoint(ckpt, path), ckpt
+
+
+def classifier_from_checkpoint(ckpt: dict[str, Any], source: str) -> SkeletonClassifier:
+    """The classifier of an already loaded ``kind == "classifier"`` checkpoint, in eval mode."""
+    missing = [key for key in ("head", "num_classes") if key not in ckpt]
+    if missing:
+        raise CheckpointError(f"{source}: classifier checkpoint lacks field(s) {missing}")
     model = build_classifier(
         encoder_args(ckpt["model_args"]), ckpt["head"], ckpt["num_classes"], ckpt.get("head_dropout", 0.3),
         strl_layers=ckpt.get("strl_layers", 3),
@@ -150,5 +159,5 @@ def load_classifier(path: str) -> tuple[SkeletonClassifier, dict[str, Any]]:
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the {ckpt['head']!r} classifier: {exc}") from exc
-    return model.eval(), ckpt
+        raise CheckpointError(f"{source}: weights do not fit the {ckpt['head']!r} classifier: {exc}") from exc
+    return model.eval()

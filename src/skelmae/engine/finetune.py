@@ -30,7 +30,9 @@ from skelmae.engine.optim import build_optimizer, lr_at, param_groups, set_lr
 from skelmae.engine.runs import RunDir
 from skelmae.errors import CheckpointError, ConfigError
 from skelmae.eval.evaluate import evaluate_classifier
+from skelmae.eval.metrics import confusion_matrix
 from skelmae.eval.subsets import carve_validation, labelled_subset, subset_path
+from skelmae.viz.plots import write_confusion_matrix
 
 PROTOCOLS = ("finetune", "semi", "transfer", "scratch")
 
@@ -104,7 +106,11 @@ def run_finetune(cfg: FinetuneConfig, protocol: str = "finetune", resume: bool =
     started = time.perf_counter()
 
     def evaluate(loader, name: str) -> dict[str, Any]:
-        return evaluate_classifier(model, loader, info, cfg.train, store.num_classes, desc=name)[0]
+        metrics, logits, labels = evaluate_classifier(model, loader, info, cfg.train, store.num_classes, desc=name)
+        if name == "test" and info.is_main:  # the last test pass (the last epoch's model) is the one kept
+            cm = confusion_matrix(logits.argmax(1).numpy(), labels.numpy(), store.num_classes)
+            write_confusion_matrix(cm, store.classes, run.path / "confusion", title=f"{protocol}, {cfg.data.test_split}")
+        return metrics
 
     test = None
     for epoch in range(state["epoch"] + 1, cfg.train.epochs):

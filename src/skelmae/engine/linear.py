@@ -26,8 +26,9 @@ from skelmae.engine.distributed import all_reduce_sum, cleanup, init_distributed
 from skelmae.engine.optim import build_optimizer, lr_at, param_groups, set_lr
 from skelmae.engine.runs import RunDir
 from skelmae.eval.evaluate import collect
-from skelmae.eval.metrics import classification_metrics
+from skelmae.eval.metrics import classification_metrics, confusion_matrix
 from skelmae.eval.subsets import carve_validation
+from skelmae.viz.plots import write_confusion_matrix
 
 
 def run_linear(cfg: LinearConfig) -> dict[str, Any]:
@@ -101,6 +102,9 @@ def run_linear(cfg: LinearConfig) -> dict[str, Any]:
         "checkpoint": str(run.path / "last.pt"), "run_dir": str(run.path),
     }
     if info.is_main:
+        with torch.no_grad():
+            cm = confusion_matrix(model.head(test_x).argmax(1).cpu().numpy(), test_y.cpu().numpy(), store.num_classes)
+        write_confusion_matrix(cm, store.classes, run.path / "confusion", title=f"linear probe, {cfg.data.test_split}")
         save_checkpoint(run.path / "last.pt", {
             "kind": "classifier", "head": "linear", "model_args": model.encoder.args,
             "num_classes": store.num_classes, "model": model.state_dict(), "epoch": cfg.train.epochs - 1,

@@ -9,6 +9,7 @@ Every run writes (rank 0 only)::
     tb/                TensorBoard events
     last.pt, best.pt   checkpoints
     summary.json       final figures (written atomically at the end)
+    curves.png         loss, learning rate and accuracy curves (drawn from metrics.jsonl on close)
 """
 
 from __future__ import annotations
@@ -141,3 +142,7 @@ class RunDir:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+        if self.active:
+            from skelmae.viz.plots import plot_training_curves
+
+            plot_training_curves(self.path / "metrics.jsonl", self.path / "curves.png")

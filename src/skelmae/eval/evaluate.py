@@ -17,6 +17,7 @@ from skelmae.engine.distributed import DistInfo, all_gather_variable, cleanup, i
 from skelmae.engine.runs import write_json_atomic
 from skelmae.errors import CheckpointError
 from skelmae.eval.metrics import classification_metrics, confusion_matrix
+from skelmae.viz.plots import write_confusion_matrix
 
 
 @torch.no_grad()
@@ -86,9 +87,7 @@ def run_evaluate(
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         cm = confusion_matrix(logits.argmax(1).numpy(), labels.numpy(), store.num_classes)
-        header = "true\\predicted," + ",".join(f'"{c}"' for c in store.classes)
-        rows = [f'"{c}",' + ",".join(map(str, row)) for c, row in zip(store.classes, cm)]
-        (out / "confusion.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+        write_confusion_matrix(cm, store.classes, out / "confusion", title=f"{Path(checkpoint).name}, {split}")
         np.save(out / "logits.npy", logits.numpy())
         write_json_atomic(out / "metrics.json", {"checkpoint": checkpoint, "data": str(store.root), "split": split, **metrics})
     cleanup(info)
