@@ -38,10 +38,11 @@ from tqdm import tqdm
 from skelmae.data.dataset import SkeletonDataset
 from skelmae.data.layouts import SkeletonLayout, get_layout
 from skelmae.data.storage import SkeletonStore
-from skelmae.data.transforms import build_transforms
+from skelmae.data.transforms import build_transforms, is_planar
 from skelmae.engine.checkpoint import load_checkpoint
-from skelmae.engine.common import check_compatible, classifier_from_checkpoint, is_planar
+from skelmae.engine.common import check_compatible, classifier_from_checkpoint
 from skelmae.errors import CheckpointError, DataFormatError, SkelmaeError
+from skelmae.models.build import build_mae
 from skelmae.models.st_mae import SkeletonEncoder, SkeletonMAE
 from skelmae.viz.reconstruct import Reconstruction, reconstruct
 
@@ -109,7 +110,7 @@ class SkeletonModel:
         self.mae: SkeletonMAE | None = None
         self.classifier = None
         if self.kind == "mae":
-            self.mae = SkeletonMAE(**state["model_args"])
+            self.mae = build_mae(state["model_args"])
             try:
                 self.mae.load_state_dict(state["model"])
             except RuntimeError as exc:
@@ -220,6 +221,8 @@ class SkeletonModel:
         """Masks and reconstructs one raw sequence with the MAE (see ``skelmae.viz.reconstruct``)."""
         if self.mae is None:
             raise SkelmaeError(f"{self.source}: reconstruction needs a pre-training (MAE) checkpoint, this is a {self.kind!r} one")
+        if not isinstance(self.mae, SkeletonMAE):
+            raise SkelmaeError(f"{self.source}: reconstructions are drawn for the transformer MAE (model.arch=st_mae)")
         if self.modality != "joint":
             raise SkelmaeError(
                 f"{self.source}: the MAE was trained on the {self.modality!r} modality; reconstructions can be drawn "
