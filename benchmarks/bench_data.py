@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from skelmae.bench import synthesise_ntu_like
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,20 +99,6 @@ def bench_prepare(ntu_raw: Path, files: int, workers: list[int], tmp: Path) -> l
     return rows
 
 
-def _synthesise(out: Path, samples: int, seed: int = 0) -> float:
-    from skelmae.data.storage import DatasetWriter
-
-    rng = np.random.default_rng(seed)
-    pool = rng.normal(size=(300, 2, 25, 3)).astype(np.float32)
-    lengths = np.clip(rng.normal(80, 35, samples), 32, 300).astype(np.int64)
-    with DatasetWriter(out, "ntu25", ["x", "y", "z"], 2, [f"class {i}" for i in range(120)], name="synthetic-ntu120") as w:
-        for i, length in enumerate(lengths):
-            start = int(rng.integers(0, 300 - length + 1))
-            w.add(pool[start : start + length], i % 120, f"s{i:06d}")
-        w.add_split("train", range(samples))
-    return (out / "frames.npy").stat().st_size / 1e9
-
-
 def _iterate(root: str, batch: int) -> dict:
     """Runs in a fresh process: one shuffled pass with the training transform."""
     import torch
@@ -145,7 +131,7 @@ def bench_iterate(samples: int, fractions: list[float], tmp: Path, batch: int) -
         with tempfile.TemporaryDirectory(dir=tmp, prefix="skelmae-bench-") as work:
             out = Path(work) / "ds"
             started = time.perf_counter()
-            gigabytes = _synthesise(out, n)
+            gigabytes = synthesise_ntu_like(out, n)
             written = time.perf_counter() - started
             result = subprocess.run(
                 [sys.executable, __file__, "_iterate", str(out), "--batch", str(batch)],

@@ -513,6 +513,55 @@ def export(
     )
 
 
+@app.command()
+@user_errors
+def bench(
+    stages: Optional[list[str]] = typer.Argument(None, help="pretrain | finetune | inference | loader | ddp (default: the first four)"),
+    batch: list[int] = typer.Option([8, 16], help="samples per step (repeat the option for several)"),
+    steps: int = typer.Option(5, help="timed steps per measurement"),
+    warmup: int = typer.Option(2, help="untimed steps first"),
+    decoder_depth: int = typer.Option(3, help="decoder blocks of the pre-training model (MAMP: 3; SkeletonMAE: 5)"),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N"),
+    threads: int = typer.Option(0, help="torch threads (0: torch's default)"),
+    bf16: bool = typer.Option(False, help="bf16 autocast"),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model"),
+    workers: int = typer.Option(2, help="DataLoader worker processes for the loader stage"),
+    attention: str = typer.Option("sdpa", help="sdpa (fused) | explicit (softmax(QK^T)V, the A/B baseline)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the rows here (JSON list)"),
+) -> None:
+    """Samples/s, peak memory, FLOPs/sample and MFU at the paper configuration (see skelmae.bench)."""
+    from rich.table import Table
+
+    from skelmae.atomic import atomic_output
+    from skelmae.bench import ATTENTION, STAGES, BenchSpec, run_bench
+
+    chosen = stages or ["pretrain", "finetune", "inference", "loader"]
+    if attention not in ATTENTION:
+        raise SkelmaeError(f"--attention {attention!r}: expected one of {list(ATTENTION)}")
+    unknown = sorted(set(chosen) - set(STAGES))
+    if unknown:
+        raise SkelmaeError(f"unknown benchmark stage(s) {unknown}; expected some of {list(STAGES)}")
+    specs = [
+        BenchSpec(stage=stage, batch=b, steps=steps, warmup=warmup, decoder_depth=decoder_depth, device=device,
+                  threads=threads, bf16=bf16, compile=compile, workers=workers, attention=attention)
+        for stage in chosen for b in batch
+    ]
+    columns = {
+        "stage": "stage", "batch": "batch", "processes": "procs", "samples_per_s": "samples/s", "step_ms": "step ms",
+        "peak_memory_gib": "peak GiB", "gflop_per_sample": "GFLOP/sample", "achieved_gflop_per_s": "GFLOP/s",
+        "matmul_gflop_per_s": "matmul GFLOP/s", "mfu_percent": "MFU %", "ddp_overhead_ms": "DDP ms/step",
+    }
+    table = Table(*columns.values(), title=f"skelmae bench on {device} ({'bf16' if bf16 else 'fp32'}, {attention} attention)")
+    rows = run_bench(specs, on_result=lambda row: console.print(
+        ", ".join(f"{label} {row[key]}" for key, label in columns.items() if key in row), highlight=False))
+    for row in rows:
+        table.add_row(*(str(row.get(key, "")) for key in columns))
+    console.print(table)
+    if json_out:
+        with atomic_output(json_out) as tmp:
+            tmp.write_text(json.dumps(rows, indent=2))
+
+
 def main() -> None:
     app(prog_name="skelmae")
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# NW-UCLA cross-view results of the README table, sized for a 2-core CPU.
+#   benchmarks/nwucla_results.sh [OUT] [SEEDS...]      (default: runs/nwucla, seeds 0 1 2)
+# Needs the prepared set in data/nw_ucla (README, "Data"). Finished runs (summary.json
+# present) are skipped, so the script can be re-run after an interruption.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out="${1:-runs/nwucla}"
+shift || true
+if (($#)); then seeds=("$@"); else seeds=(0 1 2); fi
+skelmae=".venv/bin/skelmae"
+
+run() {  # run NAME SEED COMMAND PRESET [OVERRIDES...]
+  local name="$1" seed="$2" command="$3" preset="$4"
+  shift 4
+  local dir="$out/$name/seed$seed"
+  if [[ -f "$dir/summary.json" ]]; then return; fi
+  rm -rf "$dir"
+  echo "== $name seed $seed"
+  "$skelmae" "$command" -c "nwucla/$preset" "train.seed=$seed" "train.output_dir=$dir" "$@"
+}
+
+for seed in "${seeds[@]}"; do
+  for recipe in skeletonmae mamp; do
+    run "$recipe/pretrain" "$seed" pretrain "${recipe}_pretrain"
+    init="init=$out/$recipe/pretrain/seed$seed/last.pt"
+    run "$recipe/linear" "$seed" linear linear "$init"
+    run "$recipe/finetune" "$seed" finetune finetune "$init"
+    run "$recipe/semi10" "$seed" semi semi "$init"
+  done
+  run scratch "$seed" scratch scratch
+done
+for seed in "${seeds[@]}"; do
+  run graph/pretrain "$seed" pretrain graph_pretrain
+  run graph/strl_finetune "$seed" finetune strl_finetune "init=$out/graph/pretrain/seed$seed/last.pt"
+  run graph/strl_scratch "$seed" scratch strl_finetune
+done
+.venv/bin/python benchmarks/results_table.py "$out"

@@ -1,0 +1,45 @@
+"""Mean ± std over seeds of every finished protocol run under a results folder.
+
+    python benchmarks/results_table.py runs/nwucla
+
+Reads ``<root>/<experiment>/seed<N>/summary.json`` and prints a Markdown table with the
+last-epoch test top-1 and the test top-1 at the epoch best on validation.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.1f} ± {std:.1f}"
+
+
+def collect(root: Path) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {}
+    for summary in sorted(root.glob("**/seed*/summary.json")):
+        experiment = summary.parent.parent.relative_to(root).as_posix()
+        record = json.loads(summary.read_text())
+        if "test" in record:
+            runs.setdefault(experiment, []).append(record)
+    return runs
+
+
+def main(root: Path) -> None:
+    print("| experiment | seeds | test top-1, last epoch | test top-1, best on val | minutes per run |")
+    print("|---|---|---|---|---|")
+    for experiment, records in collect(root).items():
+        last = [r["test"]["top1"] for r in records]
+        best = [r["best_on_val"]["test"]["top1"] for r in records if r.get("best_on_val")]
+        minutes = statistics.mean(r["seconds"] for r in records) / 60
+        print(f"| {experiment} | {len(records)} | {mean_std(last)} | {mean_std(best)} | {minutes:.1f} |")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/nwucla"))

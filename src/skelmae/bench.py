@@ -1,0 +1,293 @@
+"""Throughput of the training and inference steps at the paper configuration.
+
+``skelmae bench`` times, at MAMP's NTU configuration (T 120, 25 joints, 2 persons,
+segment 4, width 256, 8 encoder blocks, 3 decoder blocks, 90 % motion-aware masking):
+
+* ``pretrain``: one MAE step (masking, encoder on visible tokens, decoder, loss, backward, AdamW);
+* ``finetune``: one classifier step on all 750 tokens (forward, backward, AdamW);
+* ``inference``: the classifier's forward pass;
+* ``loader``: the DataLoader with the real training transform (crop-resize + rotation) on
+  an NTU-like dataset written to a temporary folder;
+* ``ddp``: the pre-training step in 2 gloo processes (one thread each) against 1 process
+  with one thread and the same per-process batch: the difference is the DDP overhead.
+
+Each measurement runs in its own process so that its peak memory (resident set on CPU,
+allocated memory on CUDA) is its own. FLOPs per sample are counted with
+``torch.utils.flop_counter`` on one step; model FLOPs utilisation (MFU) divides the
+achieved FLOP/s by the dense matmul FLOP/s measured in the same process, same dtype.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+STAGES = ("pretrain", "finetune", "inference", "loader", "ddp")
+ATTENTION = ("sdpa", "explicit")
+
+
+@dataclass
+class BenchSpec:
+    """One measurement; ``batch`` counts samples, each of which holds 2 persons."""
+
+    stage: str
+    batch: int = 8
+    steps: int = 5
+    warmup: int = 2
+    decoder_depth: int = 3
+    device: str = "cpu"
+    threads: int = 0
+    bf16: bool = False
+    compile: bool = False
+    workers: int = 2
+    attention: str = "sdpa"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def paper_mae_args(decoder_depth: int = 3) -> dict[str, Any]:
+    from skelmae.config import MaskConfig, ModelConfig
+    from skelmae.data.layouts import get_layout
+    from skelmae.models.build import mae_args
+
+    model = ModelConfig(segment=4, dim=256, depth=8, heads=8, decoder_dim=256, decoder_depth=decoder_depth, decoder_heads=8)
+    mask = MaskConfig(strategy="motion", ratio=0.9, target="motion", norm_target=True)
+    return mae_args(model, mask, get_layout("ntu25"), ["x", "y", "z"], 120)
+
+
+def synthesise_ntu_like(out: Path, samples: int, seed: int = 0, classes: int = 120) -> float:
+    """An NTU-shaped dataset (2 persons, 25 joints, lengths ~ N(80, 35) in [32, 300]) of
+    random poses; returns the size of its frames in GB."""
+    from skelmae.data.storage import DatasetWriter
+
+    rng = np.random.default_rng(seed)
+    pool = rng.normal(size=(300, 2, 25, 3)).astype(np.float32)
+    lengths = np.clip(rng.normal(80, 35, samples), 32, 300).astype(np.int64)
+    with DatasetWriter(out, "ntu25", ["x", "y", "z"], 2, [f"class {i}" for i in range(classes)], name="synthetic-ntu") as w:
+        for i, length in enumerate(lengths):
+            start = int(rng.integers(0, 300 - length + 1))
+            w.add(pool[start : start + length], i % classes, f"s{i:06d}")
+        w.add_split("train", range(samples))
+    return (out / "frames.npy").stat().st_size / 1e9
+
+
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """softmax(QK^T / sqrt(d)) V with the score matrix materialised: the A/B baseline of
+    the fused ``scaled_dot_product_attention`` (no mask or dropout, as the model uses it)."""
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    return scores.softmax(-1) @ v
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], Any], steps: int, warmup: int, device: torch.device) -> float:
+    """Seconds per call after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - started) / steps
+
+
+def matmul_flops_per_second(device: torch.device, dtype: torch.dtype) -> float:
+    """Dense square matmul rate of this process (the MFU denominator)."""
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    seconds = _timed(lambda: a @ b, steps=10 if device.type == "cuda" else 4, warmup=2, device=device)
+    return 2 * n**3 / seconds
+
+
+def _count_flops(fn: Callable[[], Any]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def _peak_memory_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _model_step(spec: BenchSpec, device: torch.device, rank_batch: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """(step, counted): ``step`` is what is timed; ``counted`` is its FLOP-counted form
+    (uncompiled, no optimizer update, which adds no matmul FLOPs)."""
+    from skelmae.engine.optim import build_optimizer, param_groups
+    from skelmae.config import OptimConfig
+    from skelmae.models.build import build_classifier, build_mae, encoder_args
+
+    args = paper_mae_args(spec.decoder_depth)
+    generator = torch.Generator(device).manual_seed(0)
+    x = torch.randn(rank_batch, 3, 120, 25, 2, device=device)
+    y = torch.randint(0, 60, (rank_batch,), device=device)
+    if spec.stage in ("pretrain", "ddp"):
+        model = build_mae(args).to(device).train()
+        loss_of = lambda net: net(x, generator).loss  # noqa: E731
+    else:
+        model = build_classifier(encoder_args(args, drop_path=0.1), "mlp", 60).to(device)
+        model.train(spec.stage == "finetune")
+        loss_of = lambda net: torch.nn.functional.cross_entropy(net(x).float(), y)  # noqa: E731
+    net: torch.nn.Module = model
+    if spec.stage == "ddp" and torch.distributed.is_initialized():
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    if spec.compile:
+        net = torch.compile(net)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.bf16)
+
+    if spec.stage == "inference":
+        def forward() -> Any:
+            with torch.inference_mode(), autocast:
+                return net(x)
+
+        def counted() -> Any:
+            with torch.inference_mode(), autocast:
+                return model(x)
+
+        return forward, counted
+
+    optimizer = build_optimizer(OptimConfig(), param_groups(model, 0.05), device)
+
+    def train_step() -> None:
+        with autocast:
+            loss = loss_of(net)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def counted() -> None:
+        with autocast:
+            loss = loss_of(model)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    return train_step, counted
+
+
+def _measure_model(spec: BenchSpec, device: torch.device) -> dict[str, Any]:
+    distributed = torch.distributed.is_initialized()
+    world = torch.distributed.get_world_size() if distributed else 1
+    step, counted = _model_step(spec, device, spec.batch)
+    flops = _count_flops(counted) / spec.batch
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = _timed(step, spec.steps, spec.warmup, device)
+    dtype = torch.bfloat16 if spec.bf16 else torch.float32
+    matmul = matmul_flops_per_second(device, dtype)
+    samples_per_s = spec.batch * world / seconds
+    return {
+        "step_ms": round(seconds * 1e3, 1),
+        "samples_per_s": round(samples_per_s, 2),
+        "gflop_per_sample": round(flops / 1e9, 2),
+        "achieved_gflop_per_s": round(flops * samples_per_s / 1e9, 1),
+        "matmul_gflop_per_s": round(matmul * world / 1e9, 1),
+        "mfu_percent": round(100 * flops * samples_per_s / (matmul * world), 1),
+    }
+
+
+def _measure_loader(spec: BenchSpec) -> dict[str, Any]:
+    from skelmae.data.dataset import SeededSampler, SkeletonDataset
+    from skelmae.data.storage import SkeletonStore
+    from skelmae.data.transforms import build_transforms
+
+    samples = int(spec.extra.get("samples", 2048))
+    with tempfile.TemporaryDirectory(prefix="skelmae-bench-") as work:
+        synthesise_ntu_like(Path(work) / "ds", samples)
+        store = SkeletonStore(Path(work) / "ds")
+        dataset = SkeletonDataset(store, "train", build_transforms(store.layout, window=120, train=True))
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=spec.batch, sampler=SeededSampler(len(dataset)), num_workers=spec.workers,
+            persistent_workers=spec.workers > 0, drop_last=True,
+        )
+        iterator = iter(loader)
+        next(iterator)  # worker start-up is not throughput: the first batch is not counted
+        started, seen = time.perf_counter(), 0
+        for x, _ in iterator:
+            seen += x.shape[0]
+        seconds = time.perf_counter() - started
+    return {"samples_per_s": round(seen / seconds, 1), "samples": seen}
+
+
+def run_child(spec: BenchSpec) -> dict[str, Any]:
+    """One measurement in this process (the child side of :func:`run_bench`)."""
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    device = torch.device(spec.device)
+    rank = 0
+    if spec.stage == "ddp" and "WORLD_SIZE" in os.environ:
+        torch.distributed.init_process_group("gloo" if device.type == "cpu" else "nccl")
+        rank = torch.distributed.get_rank()
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    if spec.attention == "explicit":
+        torch.nn.functional.scaled_dot_product_attention = explicit_attention
+    result = _measure_loader(spec) if spec.stage == "loader" else _measure_model(spec, device)
+    result["peak_memory_gib"] = round(_peak_memory_gib(device), 2)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return {**asdict(spec), "rank": rank, "threads_used": torch.get_num_threads(), **result}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn(spec: BenchSpec, world_size: int = 1) -> dict[str, Any]:
+    """Runs ``spec`` in ``world_size`` fresh processes; returns rank 0's result."""
+    env = dict(os.environ)
+    port = str(_free_port())
+    procs = []
+    for rank in range(world_size):
+        if world_size > 1:
+            env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                       MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "skelmae.bench", json.dumps(asdict(spec))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(env),
+        ))
+    outputs = [p.communicate() for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        if p.returncode != 0:
+            raise RuntimeError(f"benchmark {spec.stage} failed:\n{err[-4000:]}")
+    return json.loads(outputs[0][0].strip().splitlines()[-1])
+
+
+def run_bench(specs: list[BenchSpec], on_result: Callable[[dict[str, Any]], None] = lambda r: None) -> list[dict[str, Any]]:
+    """Each spec in fresh processes; ``ddp`` gives two rows: 1 process and 2 processes."""
+    results = []
+    for spec in specs:
+        if spec.stage == "ddp":
+            single = BenchSpec(**{**asdict(spec), "threads": 1})
+            rows = [{**_spawn(single), "processes": 1}, {**_spawn(single, world_size=2), "processes": 2}]
+            rows[1]["ddp_overhead_ms"] = round(rows[1]["step_ms"] - rows[0]["step_ms"], 1)
+        else:
+            rows = [{**_spawn(spec), "processes": 1}]
+        for row in rows:
+            on_result(row)
+        results.extend(rows)
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_child(BenchSpec(**json.loads(sys.argv[1])))), flush=True)

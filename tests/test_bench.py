@@ -1,0 +1,37 @@
+"""The benchmark harness at the paper configuration, with one tiny step per stage."""
+
+import torch
+import torch.nn.functional as F
+
+from skelmae.bench import BenchSpec, explicit_attention, paper_mae_args, run_bench, run_child
+
+
+def test_explicit_attention_equals_fused_attention():
+    q, k, v = (torch.randn(2, 4, 75, 32) for _ in range(3))
+    torch.testing.assert_close(explicit_attention(q, k, v), F.scaled_dot_product_attention(q, k, v), atol=1e-5, rtol=1e-5)
+
+
+def test_paper_configuration():
+    args = paper_mae_args(decoder_depth=5)
+    assert (args["num_frames"], args["num_joints"], args["dim"], args["depth"], args["decoder_depth"]) == (120, 25, 256, 8, 5)
+    assert args["mask_ratio"] == 0.9
+
+
+def test_pretraining_counts_fewer_flops_than_fine_tuning():
+    common = dict(batch=2, steps=1, warmup=0, threads=1)
+    pretrain = run_child(BenchSpec(stage="pretrain", **common))
+    finetune = run_child(BenchSpec(stage="finetune", **common))
+    inference = run_child(BenchSpec(stage="inference", **common))
+    for row in (pretrain, finetune, inference):
+        assert row["samples_per_s"] > 0 and row["peak_memory_gib"] > 0 and 0 < row["mfu_percent"] < 100
+    # the encoder sees 10 % of the tokens in pre-training; backward costs about twice the forward
+    assert pretrain["gflop_per_sample"] < 0.5 * finetune["gflop_per_sample"]
+    assert 2.5 < finetune["gflop_per_sample"] / inference["gflop_per_sample"] < 3.5
+
+
+def test_loader_and_ddp_rows():
+    loader = run_child(BenchSpec(stage="loader", batch=4, workers=0, extra={"samples": 32}))
+    assert loader["samples"] == 32 - 4 and loader["samples_per_s"] > 0
+    single, double = run_bench([BenchSpec(stage="ddp", batch=1, steps=1, warmup=1)])
+    assert (single["processes"], double["processes"]) == (1, 2)
+    assert double["samples_per_s"] > 0 and "ddp_overhead_ms" in double
