@@ -29,6 +29,7 @@ for seed in "${seeds[@]}"; do
     run "$recipe/semi10" "$seed" semi semi "$init"
   done
   run scratch "$seed" scratch scratch
+  run random/linear "$seed" linear linear
 done
 for seed in "${seeds[@]}"; do
   run graph/pretrain "$seed" pretrain graph_pretrain

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from skelmae.data.transforms import MODALITIES
 from skelmae.errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "configs"
@@ -33,12 +34,19 @@ class DataConfig:
     test_crop: float = 0.95
     min_crop: int = 64  # reference lower bound on the random crop, in frames
     rotation: float = 0.3  # radians, per axis (in-plane for 2D)
+    rotation_axes: str = "xyz"  # the 3D axes rotated about ("xy": view changes without camera roll)
     flip: float = 0.0  # probability of a left/right mirror
     modality: str = "joint"  # joint | bone | motion | bone_motion
     batch_size: int = 128  # global batch (split over ranks)
     num_workers: int = 2
     val_fraction: float = 0.0  # class-stratified validation split carved from the training split
     val_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ConfigError(f"data.modality: expected one of {', '.join(MODALITIES)}, got {self.modality!r}")
+        if not self.rotation_axes or set(self.rotation_axes) - set("xyz"):
+            raise ConfigError(f"data.rotation_axes: expected letters of 'xyz' such as 'xy', got {self.rotation_axes!r}")
 
 
 @dataclass

@@ -95,3 +95,12 @@ def test_pipelines():
     np.testing.assert_array_equal(test(x, np.random.default_rng(0)), test(x, np.random.default_rng(1)))
     with pytest.raises(ValueError, match="modality"):
         build_transforms(NTU, 32, train=True, modality="angles")
+
+
+def test_rotation_about_chosen_axes_only():
+    x = _seq(20)
+    about_y = RandomRotation(1.0, axes="y")(x, np.random.default_rng(3))
+    np.testing.assert_allclose(about_y[1], x[1], atol=1e-6)  # the vertical axis is untouched
+    assert not np.allclose(about_y, x)
+    with pytest.raises(ValueError, match="xyz"):
+        RandomRotation(0.3, axes="xw")

@@ -110,13 +110,18 @@ def _rotation_matrix(angles: np.ndarray) -> np.ndarray:
 class RandomRotation:
     """One random rotation per sample, angles ~ U(-theta, theta).
 
-    With ``planar=False`` (3D xyz): rotation about x, y and z. With ``planar=True`` (2D
-    pose, optional score channel): rotation in the image plane of the first two channels
-    only. All-zero joints (absent persons) stay zero.
+    With ``planar=False`` (3D xyz): rotation about each of ``axes`` (default x, y and z;
+    ``"xy"``, as CTR-GCN's NW-UCLA feeder, changes the view without rolling the camera).
+    With ``planar=True`` (2D pose, optional score channel): rotation in the image plane of
+    the first two channels only. All-zero joints (absent persons) stay zero.
     """
 
-    def __init__(self, theta: float = 0.3, planar: bool = False):
+    def __init__(self, theta: float = 0.3, planar: bool = False, axes: str = "xyz"):
+        if not axes or set(axes) - set("xyz"):
+            raise ValueError(f"rotation axes must be letters of 'xyz', got {axes!r}")
         self.theta, self.planar = float(theta), planar
+        self.axes = axes
+        self._active = np.array([a in axes for a in "xyz"])
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = x.copy()
@@ -125,12 +130,13 @@ class RandomRotation:
             rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], dtype=np.float32)
             out[:2] = np.einsum("ij,jtvm->itvm", rot, x[:2])
         else:
-            rot = _rotation_matrix(rng.uniform(-self.theta, self.theta, size=3)).astype(np.float32)
+            angles = rng.uniform(-self.theta, self.theta, size=3) * self._active
+            rot = _rotation_matrix(angles).astype(np.float32)
             out[:3] = np.einsum("ij,jtvm->itvm", rot, x[:3])
         return out
 
     def __repr__(self) -> str:
-        return f"RandomRotation(theta={self.theta}, planar={self.planar})"
+        return f"RandomRotation(theta={self.theta}, planar={self.planar}, axes={self.axes!r})"
 
 
 class RandomFlip:
@@ -189,13 +195,14 @@ def build_transforms(
     planar: bool = False,
     flip: float = 0.0,
     modality: str = "joint",
+    rotation_axes: str = "xyz",
 ) -> Compose:
     """The standard pipeline: crop-resize, (train) rotation and flip, then the modality."""
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     steps: list = [ValidCropResize(window, p_interval if train else (test_crop,), min_crop)]
     if train and rotation > 0:
-        steps.append(RandomRotation(rotation, planar=planar))
+        steps.append(RandomRotation(rotation, planar=planar, axes=rotation_axes))
     if train and flip > 0:
         steps.append(RandomFlip(layout, flip))
     coords = 2 if planar else 3

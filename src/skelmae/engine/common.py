@@ -44,8 +44,8 @@ def make_dataset(
 ) -> SkeletonDataset:
     transform = build_transforms(
         store.layout, data.window, train=train, p_interval=data.p_interval, test_crop=data.test_crop,
-        min_crop=data.min_crop, rotation=data.rotation, planar=is_planar(store.channels), flip=data.flip,
-        modality=data.modality,
+        min_crop=data.min_crop, rotation=data.rotation, rotation_axes=data.rotation_axes,
+        planar=is_planar(store.channels), flip=data.flip, modality=data.modality,
     )
     return SkeletonDataset(store, split=split if indices is None else None, transform=transform, indices=indices)
 
