@@ -36,6 +36,7 @@ import torch
 
 STAGES = ("pretrain", "finetune", "inference", "loader", "ddp")
 ATTENTION = ("sdpa", "explicit")
+ADAMW = ("fused", "loop")
 
 
 @dataclass
@@ -53,6 +54,7 @@ class BenchSpec:
     compile: bool = False
     workers: int = 2
     attention: str = "sdpa"
+    adamw: str = "fused"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -240,6 +242,10 @@ def run_child(spec: BenchSpec) -> dict[str, Any]:
         torch.backends.cuda.matmul.allow_tf32 = True
     if spec.attention == "explicit":
         torch.nn.functional.scaled_dot_product_attention = explicit_attention
+    if spec.adamw == "loop":  # the A/B baseline of the fused optimizer kernel
+        import skelmae.engine.optim
+
+        skelmae.engine.optim.fused_kwargs = lambda device: {"foreach": False}
     result = _measure_loader(spec) if spec.stage == "loader" else _measure_model(spec, device)
     result["peak_memory_gib"] = round(_peak_memory_gib(device), 2)
     if torch.distributed.is_initialized():

@@ -527,23 +527,26 @@ def bench(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model"),
     workers: int = typer.Option(2, help="DataLoader worker processes for the loader stage"),
     attention: str = typer.Option("sdpa", help="sdpa (fused) | explicit (softmax(QK^T)V, the A/B baseline)"),
+    adamw: str = typer.Option("fused", help="fused (one kernel) | loop (per-parameter loop, the A/B baseline)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the rows here (JSON list)"),
 ) -> None:
     """Samples/s, peak memory, FLOPs/sample and MFU at the paper configuration (see skelmae.bench)."""
     from rich.table import Table
 
     from skelmae.atomic import atomic_output
-    from skelmae.bench import ATTENTION, STAGES, BenchSpec, run_bench
+    from skelmae.bench import ADAMW, ATTENTION, STAGES, BenchSpec, run_bench
 
     chosen = stages or ["pretrain", "finetune", "inference", "loader"]
     if attention not in ATTENTION:
         raise SkelmaeError(f"--attention {attention!r}: expected one of {list(ATTENTION)}")
+    if adamw not in ADAMW:
+        raise SkelmaeError(f"--adamw {adamw!r}: expected one of {list(ADAMW)}")
     unknown = sorted(set(chosen) - set(STAGES))
     if unknown:
         raise SkelmaeError(f"unknown benchmark stage(s) {unknown}; expected some of {list(STAGES)}")
     specs = [
         BenchSpec(stage=stage, batch=b, steps=steps, warmup=warmup, decoder_depth=decoder_depth, device=device,
-                  threads=threads, bf16=bf16, compile=compile, workers=workers, attention=attention)
+                  threads=threads, bf16=bf16, compile=compile, workers=workers, attention=attention, adamw=adamw)
         for stage in chosen for b in batch
     ]
     columns = {
@@ -551,7 +554,7 @@ def bench(
         "peak_memory_gib": "peak GiB", "gflop_per_sample": "GFLOP/sample", "achieved_gflop_per_s": "GFLOP/s",
         "matmul_gflop_per_s": "matmul GFLOP/s", "mfu_percent": "MFU %", "ddp_overhead_ms": "DDP ms/step",
     }
-    table = Table(*columns.values(), title=f"skelmae bench on {device} ({'bf16' if bf16 else 'fp32'}, {attention} attention)")
+    table = Table(*columns.values(), title=f"skelmae bench on {device} ({'bf16' if bf16 else 'fp32'}, {attention} attention, {adamw} AdamW)")
     rows = run_bench(specs, on_result=lambda row: console.print(
         ", ".join(f"{label} {row[key]}" for key, label in columns.items() if key in row), highlight=False))
     for row in rows:

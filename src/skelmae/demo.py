@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from skelmae.atomic import atomic_output
 from skelmae.config import LinearConfig, PretrainConfig, load_config
 from skelmae.data.storage import SkeletonStore, is_dataset_dir
 from skelmae.data.synthetic import SynthConfig, source_config, write_synthetic
@@ -95,8 +96,8 @@ def run_demo(
     total = time.perf_counter() - started
     console.print(f"total time {total:.0f} s; runs in {out_dir}")
     summary = {"rows": rows, "margin_mean": statistics.mean(margins), "seconds": round(total, 1), "out_dir": str(out_dir)}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_output(out_dir / "demo_summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
