@@ -3,6 +3,8 @@
 #   benchmarks/nwucla_results.sh [OUT] [SEEDS...]      (default: runs/nwucla, seeds 0 1 2)
 # Needs the prepared set in data/nw_ucla (README, "Data"). Finished runs (summary.json
 # present) are skipped, so the script can be re-run after an interruption.
+# PARTS="transformer" or PARTS="graph" runs one half (e.g. two halves side by side,
+# each with OMP_NUM_THREADS=1).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${1:-runs/nwucla}"
@@ -20,7 +22,8 @@ run() {  # run NAME SEED COMMAND PRESET [OVERRIDES...]
   "$skelmae" "$command" -c "nwucla/$preset" "train.seed=$seed" "train.output_dir=$dir" "$@"
 }
 
-for seed in "${seeds[@]}"; do
+parts="${PARTS:-transformer graph}"
+[[ " $parts " == *" transformer "* ]] && for seed in "${seeds[@]}"; do
   for recipe in skeletonmae mamp; do
     run "$recipe/pretrain" "$seed" pretrain "${recipe}_pretrain"
     init="init=$out/$recipe/pretrain/seed$seed/last.pt"
@@ -31,7 +34,7 @@ for seed in "${seeds[@]}"; do
   run scratch "$seed" scratch scratch
   run random/linear "$seed" linear linear
 done
-for seed in "${seeds[@]}"; do
+[[ " $parts " == *" graph "* ]] && for seed in "${seeds[@]}"; do
   run graph/pretrain "$seed" pretrain graph_pretrain
   run graph/strl_finetune "$seed" finetune strl_finetune "init=$out/graph/pretrain/seed$seed/last.pt"
   run graph/strl_scratch "$seed" scratch strl_finetune

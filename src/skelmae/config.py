@@ -35,6 +35,7 @@ class DataConfig:
     min_crop: int = 64  # reference lower bound on the random crop, in frames
     rotation: float = 0.3  # radians, per axis (in-plane for 2D)
     rotation_axes: str = "xyz"  # the 3D axes rotated about ("xy": view changes without camera roll)
+    align_view: bool = False  # turn each 3D sequence to face the same way (layout's spine and shoulders)
     flip: float = 0.0  # probability of a left/right mirror
     modality: str = "joint"  # joint | bone | motion | bone_motion
     batch_size: int = 128  # global batch (split over ranks)

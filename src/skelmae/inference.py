@@ -105,7 +105,7 @@ class SkeletonModel:
         self.modality = str(data.get("modality", "joint"))
         self.transform = build_transforms(
             self.layout, self.window, train=False, test_crop=data["test_crop"], min_crop=data["min_crop"],
-            planar=is_planar(self.channels), modality=self.modality,
+            planar=is_planar(self.channels), modality=self.modality, align_view=bool(data.get("align_view", False)),
         )
         self.mae: SkeletonMAE | None = None
         self.classifier = None

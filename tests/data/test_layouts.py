@@ -111,6 +111,8 @@ def test_user_layout_from_yaml(tmp_path):
         (lambda s: s.replace("r_shoulder, r_elbow]\nparents", "r_shoulder, head]\nparents"), "duplicate names"),
         (lambda s: s.replace("null, neck, neck", "null, neck"), "one parent per joint"),
         (lambda s: s + "\n  bad: [", "not valid YAML"),
+        (lambda s: s + "shoulders: [l_shoulder, l_shoulder]\n", "'shoulders' must name two different joints"),
+        (lambda s: s + "spine: [neck]\n", "field 'spine' must be a pair"),
     ],
 )
 def test_malformed_user_layout_has_clear_error(tmp_path, edit, message):

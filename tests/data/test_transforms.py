@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skelmae.data.layouts import get_layout
+from skelmae.data.layouts import LayoutError, get_layout
 from skelmae.data.transforms import (
-    RandomFlip, RandomRotation, ToBone, ToMotion, ValidCropResize, build_transforms, resize_time, valid_length,
+    AlignView, RandomFlip, RandomRotation, ToBone, ToMotion, ValidCropResize, build_transforms, resize_time, valid_length,
 )
 
 NTU = get_layout("ntu25")
@@ -104,3 +104,48 @@ def test_rotation_about_chosen_axes_only():
     assert not np.allclose(about_y, x)
     with pytest.raises(ValueError, match="xyz"):
         RandomRotation(0.3, axes="xw")
+
+
+def _posed(seed=0, t=30):
+    """A person standing upright facing -z, then moving: kinect20 joints, shape (3, T, 20, 1)."""
+    layout = get_layout("kinect20")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=0.05, size=(3, t, 20, 1)).astype(np.float32)
+    names = layout.joint_names
+    for name, pos in {"hip_center": (0, 0, 0), "shoulder_center": (0, 0.5, 0),
+                      "left_shoulder": (-0.2, 0.5, 0), "right_shoulder": (0.2, 0.5, 0)}.items():
+        x[:, :, names.index(name), 0] += np.asarray(pos, np.float32)[:, None]
+    return layout, x
+
+
+def test_align_view_removes_the_camera_rotation():
+    layout, x = _posed()
+    align = AlignView(layout)
+    rng = np.random.default_rng(0)
+    rotated = RandomRotation(np.pi, axes="xyz")(x, rng)
+    assert not np.allclose(rotated, x, atol=1e-2)
+    np.testing.assert_allclose(align(rotated, rng), align(x, rng), atol=1e-4)
+    aligned = align(rotated, rng)[:, 0, :, 0]
+    spine = aligned[:, layout.spine[1]] - aligned[:, layout.spine[0]]
+    shoulders = aligned[:, layout.shoulders[1]] - aligned[:, layout.shoulders[0]]
+    assert spine[1] > 0 and abs(spine[0]) < 1e-5 and abs(spine[2]) < 1e-5
+    assert shoulders[0] > 0 and abs(shoulders[2]) < 1e-5
+
+
+def test_align_view_keeps_shape_distances_and_empty_sequences():
+    layout, x = _posed(seed=1)
+    out = AlignView(layout)(x, np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == np.float32
+    bone = lambda a: np.linalg.norm(a[:, :, 6] - a[:, :, 5], axis=0)  # noqa: E731
+    np.testing.assert_allclose(bone(out), bone(x), rtol=1e-5)
+    empty = np.zeros_like(x)
+    np.testing.assert_array_equal(AlignView(layout)(empty, np.random.default_rng(0)), empty)
+
+
+def test_align_view_needs_the_layout_axes_and_3d():
+    with pytest.raises(LayoutError, match="defines no 'spine' and 'shoulders'"):
+        AlignView(get_layout("coco17"))
+    with pytest.raises(ValueError, match="2D input"):
+        build_transforms(get_layout("coco17"), 16, train=False, planar=True, align_view=True)
+    steps = build_transforms(get_layout("ntu25"), 16, train=True, align_view=True).transforms
+    assert isinstance(steps[0], AlignView)

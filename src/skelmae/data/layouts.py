@@ -7,6 +7,8 @@ used consistently everywhere.
 A layout is a rooted tree: each joint has one parent, the root is its own parent (the
 NTU convention ``21 -> 21``). Bones are the (child, parent) pairs without the root's
 self pair. Body-part groups partition the joints (every joint in exactly one group).
+The optional ``spine`` (bottom, top) and ``shoulders`` (left, right) joints define the
+body's own axes, which the view-alignment transform turns to face the same way.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class SkeletonLayout:
     left_right: tuple[tuple[int, int], ...] = ()
     center: int = 0
     description: str = ""
+    spine: tuple[int, ...] = ()  # (bottom, top) joints of the trunk, for view alignment
+    shoulders: tuple[int, ...] = ()  # (left, right) joints, for view alignment
     _source: str = field(default="<built-in>", compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +100,8 @@ class SkeletonLayout:
             "groups": {g: [names[j] for j in js] for g, js in self.groups.items()},
             "left_right": [[names[a], names[b]] for a, b in self.left_right],
             "center": names[self.center],
+            **({"spine": [names[j] for j in self.spine]} if self.spine else {}),
+            **({"shoulders": [names[j] for j in self.shoulders]} if self.shoulders else {}),
         }
 
     @classmethod
@@ -147,6 +153,12 @@ class SkeletonLayout:
                 raise LayoutError(f"{source}: left_right[{k}] must be a pair of joints")
             pairs.append((resolve(pair[0], f"left_right[{k}]"), resolve(pair[1], f"left_right[{k}]")))
         center = resolve(spec.get("center", 0), "center")
+        axes = {}
+        for key in ("spine", "shoulders"):
+            pair = spec.get(key) or ()
+            if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) not in (0, 2):
+                raise LayoutError(f"{source}: field '{key}' must be a pair of joints, got {pair!r}")
+            axes[key] = tuple(resolve(j, f"{key}[{k}]") for k, j in enumerate(pair))
         return cls(
             name=str(spec["name"]),
             joint_names=names,
@@ -155,6 +167,7 @@ class SkeletonLayout:
             left_right=tuple(pairs),
             center=center,
             description=str(spec.get("description", "")),
+            **axes,
             _source=source,
         )
 
@@ -196,6 +209,10 @@ def _validate(layout: SkeletonLayout) -> None:
             raise LayoutError(f"{src}: left_right pairs a joint with itself: {layout.joint_names[a]!r}")
     if not 0 <= layout.center < v:
         raise LayoutError(f"{src}: 'center' {layout.center} is not a joint index")
+    for key in ("spine", "shoulders"):
+        pair = getattr(layout, key)
+        if pair and (len(pair) != 2 or pair[0] == pair[1] or not all(0 <= j < v for j in pair)):
+            raise LayoutError(f"{src}: '{key}' must name two different joints, got {list(pair)}")
 
 
 def _from_one_based_bones(
@@ -206,6 +223,8 @@ def _from_one_based_bones(
     left_right_1based: Sequence[tuple[int, int]],
     center_1based: int,
     description: str,
+    spine_1based: tuple[int, int] | tuple[()] = (),
+    shoulders_1based: tuple[int, int] | tuple[()] = (),
 ) -> SkeletonLayout:
     parents = list(range(len(joint_names)))
     for child, parent in bones_1based:
@@ -218,6 +237,8 @@ def _from_one_based_bones(
         left_right=tuple((a - 1, b - 1) for a, b in left_right_1based),
         center=center_1based - 1,
         description=description,
+        spine=tuple(j - 1 for j in spine_1based),
+        shoulders=tuple(j - 1 for j in shoulders_1based),
     )
 
 
@@ -247,6 +268,8 @@ NTU25 = _from_one_based_bones(
     [(5, 9), (6, 10), (7, 11), (8, 12), (13, 17), (14, 18), (15, 19), (16, 20), (22, 24), (23, 25)],
     2,
     "Kinect v2, 25 joints (NTU RGB+D, PKU-MMD); root spine_shoulder, centre spine_mid.",
+    spine_1based=(1, 21),
+    shoulders_1based=(5, 9),
 )
 
 KINECT20 = _from_one_based_bones(
@@ -273,6 +296,8 @@ KINECT20 = _from_one_based_bones(
     [(5, 9), (6, 10), (7, 11), (8, 12), (13, 17), (14, 18), (15, 19), (16, 20)],
     2,
     "Kinect v1 SDK, 20 joints (NW-UCLA, UTKinect); root shoulder_center.",
+    spine_1based=(1, 3),
+    shoulders_1based=(5, 9),
 )
 
 COCO17 = _from_one_based_bones(

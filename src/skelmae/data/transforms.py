@@ -8,6 +8,8 @@ counts, processes and resumed runs.
 The default pipelines follow the CTR-GCN/MAMP feeder: train = random crop of p in
 [0.5, 1] of the valid frames (at least ``min_crop`` frames) linearly resized to the
 window, then a random rotation; test = 95 % centre crop resized to the window.
+``AlignView`` (optional, first in both pipelines) turns every sequence to face the same
+way, as 2s-AGCN's and PYSKL's 3D pre-normalisation do.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from skelmae.data.layouts import SkeletonLayout
+from skelmae.data.layouts import LayoutError, SkeletonLayout
 
 __all__ = [
     "Compose",
+    "AlignView",
     "ValidCropResize",
     "RandomRotation",
     "RandomFlip",
@@ -67,6 +70,44 @@ def resize_time(x: np.ndarray, length: int) -> np.ndarray:
     hi = np.minimum(lo + 1, t_in - 1)
     w = (pos - lo).astype(np.float32)[None, :, None, None]
     return (x[:, lo] * (1 - w) + x[:, hi] * w).astype(np.float32)
+
+
+class AlignView:
+    """Rotate a 3D sequence into its first actor's body frame: in the first frame where
+    both axes are defined, the layout's spine (bottom -> top) becomes +y and its shoulder
+    line (left -> right) +x; +z is their cross product.
+
+    The same rotation applies to every frame and person, so motion and the persons'
+    relative placement are kept; only the camera's point of view is removed, which is
+    what a cross-view split tests. Sequences without a usable frame pass unchanged.
+    """
+
+    def __init__(self, layout: SkeletonLayout):
+        if len(layout.spine) != 2 or len(layout.shoulders) != 2:
+            raise LayoutError(
+                f"layout {layout.name!r} defines no 'spine' and 'shoulders' joints, which data.align_view needs: "
+                "add them to the layout file, or prepare the data set again if it predates them"
+            )
+        self.spine, self.shoulders = layout.spine, layout.shoulders
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        actor = x[:3, :, :, 0].astype(np.float64)  # (3, T, V)
+        up = actor[:, :, self.spine[1]] - actor[:, :, self.spine[0]]
+        across = actor[:, :, self.shoulders[1]] - actor[:, :, self.shoulders[0]]
+        across = across - up * (np.einsum("ct,ct->t", across, up) / np.maximum(np.einsum("ct,ct->t", up, up), 1e-12))
+        usable = np.flatnonzero((np.linalg.norm(up, axis=0) > 1e-6) & (np.linalg.norm(across, axis=0) > 1e-6))
+        if usable.size == 0:
+            return x
+        t = usable[0]
+        y_axis = up[:, t] / np.linalg.norm(up[:, t])
+        x_axis = across[:, t] / np.linalg.norm(across[:, t])
+        rotation = np.stack([x_axis, y_axis, np.cross(x_axis, y_axis)]).astype(np.float32)
+        out = x.copy()
+        out[:3] = np.einsum("ij,jtvm->itvm", rotation, x[:3])
+        return out
+
+    def __repr__(self) -> str:
+        return f"AlignView(spine={list(self.spine)}, shoulders={list(self.shoulders)})"
 
 
 class ValidCropResize:
@@ -196,11 +237,16 @@ def build_transforms(
     flip: float = 0.0,
     modality: str = "joint",
     rotation_axes: str = "xyz",
+    align_view: bool = False,
 ) -> Compose:
-    """The standard pipeline: crop-resize, (train) rotation and flip, then the modality."""
+    """The standard pipeline: (optional) view alignment, crop-resize, (train) rotation and
+    flip, then the modality."""
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    steps: list = [ValidCropResize(window, p_interval if train else (test_crop,), min_crop)]
+    if align_view and planar:
+        raise ValueError("view alignment rotates 3D poses; 2D input has no view to align")
+    steps: list = [AlignView(layout)] if align_view else []
+    steps.append(ValidCropResize(window, p_interval if train else (test_crop,), min_crop))
     if train and rotation > 0:
         steps.append(RandomRotation(rotation, planar=planar, axes=rotation_axes))
     if train and flip > 0:

@@ -45,7 +45,7 @@ def make_dataset(
     transform = build_transforms(
         store.layout, data.window, train=train, p_interval=data.p_interval, test_crop=data.test_crop,
         min_crop=data.min_crop, rotation=data.rotation, rotation_axes=data.rotation_axes,
-        planar=is_planar(store.channels), flip=data.flip, modality=data.modality,
+        planar=is_planar(store.channels), flip=data.flip, modality=data.modality, align_view=data.align_view,
     )
     return SkeletonDataset(store, split=split if indices is None else None, transform=transform, indices=indices)
 
@@ -101,6 +101,7 @@ def data_description(store: SkeletonStore, data: DataConfig) -> dict[str, Any]:
         "test_crop": data.test_crop,
         "min_crop": data.min_crop,
         "modality": data.modality,
+        "align_view": data.align_view,
         "dataset": store.manifest.get("name"),
         "preparation": store.manifest.get("source", {}),  # import options (e.g. NTU second actor) for new raw files
         "manifest_sha256": store.manifest_hash(),

@@ -80,6 +80,7 @@ def run_evaluate(
     split = split or ckpt.get("config", {}).get("data", {}).get("test_split", "test")
     data = DataConfig(root=str(store.root), window=saved["window"], test_crop=saved["test_crop"],
                       min_crop=saved["min_crop"], modality=saved["modality"], batch_size=batch_size,
+                      align_view=bool(saved.get("align_view", False)),
                       num_workers=num_workers)
     loader = make_loader(make_dataset(store, data, split, train=False), data, info, train=False, seed=0)
     metrics, logits, labels = evaluate_classifier(model, loader, info, TrainConfig(), store.num_classes, desc=split)
