@@ -116,6 +116,21 @@ def test_foreign_or_incomplete_checkpoints(tiny_checkpoints, tmp_path):
         load(tmp_path / "none.pt")
 
 
+def test_view_alignment_is_read_from_the_checkpoint(tiny_checkpoints, store):
+    """A model trained with data.align_view aligns new input too: a turned camera changes nothing."""
+    from skelmae.data.transforms import AlignView, RandomRotation
+    from skelmae.engine.checkpoint import load_checkpoint
+
+    state = load_checkpoint(tiny_checkpoints["classifier"])
+    state["data"]["align_view"] = True
+    model = SkeletonModel(state)
+    assert isinstance(model.transform.transforms[0], AlignView)
+    seq = store.sequence(2)  # (T, M, V, C)
+    turned = RandomRotation(1.0)(np.transpose(seq, (3, 0, 2, 1)), np.random.default_rng(1))
+    turned = np.ascontiguousarray(np.transpose(turned, (1, 3, 2, 0)))
+    assert np.allclose(model.probabilities(turned), model.probabilities(seq), atol=1e-4)
+
+
 def test_npy_files_and_format_choice(classifier, store, tmp_path):
     np.save(tmp_path / "clip.npy", store.sequence(5))
     [sample] = read_pose_file(tmp_path / "clip.npy")
