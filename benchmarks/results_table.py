@@ -3,7 +3,8 @@
     python benchmarks/results_table.py runs/nwucla
 
 Reads ``<root>/<experiment>/seed<N>/summary.json`` and prints a Markdown table with the
-last-epoch test top-1 and the test top-1 at the epoch best on validation.
+last-epoch test top-1 and the test top-1 at the epoch best on validation, and the median
+wall time of a run (a median, so that one run slowed by other work does not skew it).
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ def collect(root: Path) -> dict[str, list[dict]]:
 
 
 def main(root: Path) -> None:
-    print("| experiment | seeds | test top-1, last epoch | test top-1, best on val | minutes per run |")
+    print("| experiment | seeds | test top-1, last epoch | test top-1, best on val | minutes per run (median) |")
     print("|---|---|---|---|---|")
     for experiment, records in collect(root).items():
         last = [r["test"]["top1"] for r in records]
         best = [r["best_on_val"]["test"]["top1"] for r in records if r.get("best_on_val")]
-        minutes = statistics.mean(r["seconds"] for r in records) / 60
+        minutes = statistics.median(r["seconds"] for r in records) / 60
         print(f"| {experiment} | {len(records)} | {mean_std(last)} | {mean_std(best)} | {minutes:.1f} |")
 
 

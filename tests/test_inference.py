@@ -156,6 +156,18 @@ def test_pickle_that_is_not_annotations(tmp_path):
         read_pose_file(tmp_path / "list.pkl", fmt="pyskl")
 
 
+class _RunsCodeWhenLoaded:
+    def __reduce__(self):
+        return (print, ("unpickled code ran",))
+
+
+def test_pose_pickles_never_run_code(tmp_path, capsys):
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"annotations": [_RunsCodeWhenLoaded()]}))
+    with pytest.raises(DataFormatError, match="references builtins.print"):
+        read_pose_file(tmp_path / "evil.pkl", fmt="pyskl")
+    assert "unpickled code ran" not in capsys.readouterr().out
+
+
 # -- with the dataset readers of skelmae.data.formats --------------------------------------
 def test_pyskl_annotations_predict_like_the_array(classifier, store, tmp_path):
     seq = store.sequence(7)  # (T, M, V, C)

@@ -24,7 +24,6 @@ unpickling runs code from the file.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,15 +272,10 @@ def _annotations(obj: Any, path: Path) -> list[dict[str, Any]]:
 
 
 def _read_pyskl(path: Path, num_persons: int, layout: SkeletonLayout | None) -> list[PoseSample]:
-    from skelmae.data.formats.pyskl import annotation_to_sequence
+    from skelmae.data.formats.pyskl import annotation_to_sequence, unpickle_arrays
 
-    try:
-        with open(path, "rb") as fh:
-            obj = pickle.load(fh)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
-        raise DataFormatError(path, None, f"not a readable pickle ({exc})") from exc
     samples = []
-    for i, ann in enumerate(_annotations(obj, path)):
+    for i, ann in enumerate(_annotations(unpickle_arrays(path), path)):
         sequence, found = annotation_to_sequence(ann, num_persons, layout, path, f"annotation {i}")
         samples.append(PoseSample(str(ann.get("frame_dir", f"{path.stem}[{i}]")), sequence, found))
     return samples

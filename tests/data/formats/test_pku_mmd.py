@@ -65,11 +65,13 @@ def test_centring_option_and_out_of_range_instances(pku_dir, tmp_path):
     raw = tmp_path / "raw"
     _copy(pku_dir, raw)
     label_file = raw / "Label" / "Train_Label_PKU_final" / "0005-L.txt"
-    label_file.write_text(label_file.read_text() + "5,1490,1600,1\n5,2000,2100,1\n")  # 0005-L has 1494 frames
+    # 0005-L has 1494 frames; the reversed range is as in the official 0043-L.txt, line 21
+    label_file.write_text(label_file.read_text() + "5,1490,1600,1\n5,2000,2100,1\n1,925,436,2\n")
     report = prepare("pku-mmd", raw, tmp_path / "ds", workers=1, progress=False, center=True)
     store = SkeletonStore(tmp_path / "ds")
     assert len(store) == 17 and report.dropped == [
-        "0005-L_9: frames 2000..2100 of 1494 hold no skeleton (left out, as the reference does)"]
+        "0005-L_9: frames 2000..2100 of 1494 hold no skeleton (left out, as the reference does)",
+        "0005-L_10: frames 925..436 end before they start (left out, as the reference does)"]
     clipped = store.names.index("0005-L_8")
     assert store.lengths[clipped] == 4 and store.meta("end")[clipped] == 1494
     for i in range(len(store)):
@@ -83,7 +85,7 @@ def test_centring_option_and_out_of_range_instances(pku_dir, tmp_path):
         ("26,229,293\n", 1, "label line has 3 fields"),
         ("26,229,293,2\n26,a,293,2\n", 2, "label line is '26,a,293,2'"),
         ("52,1,2,1\n", 1, "class is 52"),
-        ("3,20,10,1\n", 1, "frames 20..10"),
+        ("3,-20,10,1\n", 1, "frames -20..10"),
         ("\n\n", 1, "the label file is empty"),
     ],
 )
@@ -143,7 +145,7 @@ def test_phase_two_layout_and_a_bad_video_is_skipped(pku_dir, tmp_path):
 def test_fuzz_label_parser(text):
     try:
         for label, start, end, _ in pku_mmd.parse_labels(text):
-            assert 1 <= label <= 51 and 0 <= start < end
+            assert 1 <= label <= 51 and start >= 0 and end >= 0
     except DataFormatError:
         pass
 
@@ -175,3 +177,12 @@ def test_fuzz_split_parser(text):
         pku_mmd.parse_split(text)
     except DataFormatError:
         pass
+
+
+def test_every_official_label_file_parses(pku_dir):
+    """All 1,076 shipped label files, including the one reversed range of 0043-L."""
+    files = sorted((pku_dir / "Label" / "Train_Label_PKU_final").glob("*.txt"))
+    assert len(files) > 1000
+    reversed_ranges = [(f.stem, start, end) for f in files
+                       for _, start, end, _ in pku_mmd.parse_labels(f.read_text(), f) if start >= end]
+    assert reversed_ranges == [("0043-L", 4925, 4036)]

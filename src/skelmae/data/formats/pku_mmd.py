@@ -79,8 +79,8 @@ def parse_labels(text: str, path: str | Path = "<text>") -> list[tuple[int, int,
             raise DataFormatError(path, index + 1, f"label line is {line.strip()[:60]!r}", "four whole numbers: class,start,end,confidence") from None
         if not 1 <= label <= NUM_CLASSES:
             raise DataFormatError(path, index + 1, f"class is {label}", f"1..{NUM_CLASSES}")
-        if not 0 <= start < end:
-            raise DataFormatError(path, index + 1, f"frames {start}..{end}", "0 <= start < end")
+        if start < 0 or end < 0:  # start >= end is an empty instance, left out by load_instances
+            raise DataFormatError(path, index + 1, f"frames {start}..{end}", "frame numbers >= 0")
         instances.append((label, start, end, confidence))
     if not instances:
         raise DataFormatError(path, 1, "the label file is empty", "class,start,end,confidence lines")
@@ -118,6 +118,9 @@ def load_instances(
     instances, notes = [], []
     for k, (label, start, end, confidence) in enumerate(parse_labels(read_text(label_path), label_path)):
         seq = frames[start:end]
+        if start >= end:  # one line of the official phase-1 labels (0043-L, line 21) is reversed
+            notes.append(f"{video}_{k}: frames {start}..{end} end before they start (left out, as the reference does)")
+            continue
         if not seq.size or not seq.any():
             notes.append(f"{video}_{k}: frames {start}..{end} of {len(frames)} hold no skeleton (left out, as the reference does)")
             continue

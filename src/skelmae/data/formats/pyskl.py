@@ -42,7 +42,7 @@ from skelmae.data.layouts import LayoutError, SkeletonLayout, get_layout
 from skelmae.data.prepare import ImportPlan, Loaded, Sample
 from skelmae.errors import DataFormatError, SkelmaeError
 
-__all__ = ["load_pickle", "annotation_to_sequence", "plan", "LAYOUT_BY_JOINTS"]
+__all__ = ["load_pickle", "unpickle_arrays", "annotation_to_sequence", "plan", "LAYOUT_BY_JOINTS"]
 
 LAYOUT_BY_JOINTS = {17: "coco17", 25: "ntu25", 20: "kinect20"}
 CHANNELS_2D = ["x", "y", "score"]
@@ -74,16 +74,22 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         return _numpy_global(module, name)
 
 
-def load_pickle(path: str | Path) -> dict[str, Any]:
-    """Decode a PYSKL pickle (numpy arrays and containers only) -> {"split": ..., "annotations": [...]}."""
+def unpickle_arrays(path: str | Path) -> Any:
+    """Decode a pickle that may hold only numpy arrays and plain containers: a pose file
+    never needs more, and anything else could run code while it loads."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise DataFormatError(path, None, f"cannot read the file ({exc.strerror or exc})") from exc
     try:
-        content = _ArraysOnlyUnpickler(io.BytesIO(data)).load()
+        return _ArraysOnlyUnpickler(io.BytesIO(data)).load()
     except Exception as exc:  # a corrupt pickle can fail in many ways; all mean "not a valid file"
         raise DataFormatError(path, None, f"not a readable PYSKL pickle: {exc}", "a pickle written by PYSKL/MMAction2") from None
+
+
+def load_pickle(path: str | Path) -> dict[str, Any]:
+    """Decode a PYSKL pickle (numpy arrays and containers only) -> {"split": ..., "annotations": [...]}."""
+    content = unpickle_arrays(path)
     if isinstance(content, list):
         content = {"annotations": content}
     if not isinstance(content, dict) or not isinstance(content.get("annotations"), list):
