@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from skelmae.data.layouts import LayoutError, SkeletonLayout
+from skelmae.errors import ConfigError
 
 __all__ = [
     "Compose",
@@ -244,7 +245,7 @@ def build_transforms(
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     if align_view and planar:
-        raise ValueError("view alignment rotates 3D poses; 2D input has no view to align")
+        raise ConfigError("data.align_view: view alignment rotates 3D poses; 2D input has no view to align")
     steps: list = [AlignView(layout)] if align_view else []
     steps.append(ValidCropResize(window, p_interval if train else (test_crop,), min_crop))
     if train and rotation > 0:
