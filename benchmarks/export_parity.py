@@ -24,6 +24,7 @@ from skelmae.data.layouts import get_layout
 from skelmae.engine.checkpoint import save_checkpoint
 from skelmae.export import export_classifier
 from skelmae.models.build import build_classifier
+from skelmae.models.common import InputSpec
 
 
 def median_seconds(fn, repeats: int = 5) -> float:
@@ -44,10 +45,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
     layout = get_layout("ntu25")
-    enc = {"in_channels": 3, "num_joints": 25, "num_frames": args.window, "segment": 4, "dim": args.dim,
-           "depth": args.depth, "heads": 8, "mlp_ratio": 4.0, "drop_path": 0.0}
+    spec = InputSpec.of(layout, ["x", "y", "z"], args.window)
+    backbone = {"name": "transformer", "config": {"segment": 4, "dim": args.dim, "depth": args.depth, "heads": 8,
+                                                  "mlp_ratio": 4.0, "drop_path": 0.0}}
+    head = {"name": "linear", "config": {}}
     torch.manual_seed(0)
-    model = build_classifier(enc, "linear", 60).eval()
+    model = build_classifier(backbone, head, spec, 60).eval()
     data = {"layout": layout.to_dict(), "channels": ["x", "y", "z"], "num_persons": 2,
             "classes": [f"A{i + 1:03d}" for i in range(60)], "window": args.window, "test_crop": 0.95,
             "min_crop": 64, "modality": "joint"}
@@ -56,7 +59,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = save_checkpoint(Path(tmp) / "random.pt", {
-            "kind": "classifier", "head": "linear", "num_classes": 60, "model_args": enc,
+            "kind": "classifier", "input": spec.to_dict(), "backbone": backbone, "head": head, "num_classes": 60,
             "model": model.state_dict(), "data": data,
         })
         with torch.no_grad():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -32,10 +33,19 @@ def tiny_synth(tmp_path_factory) -> Path:
     return write_synthetic(out, SynthConfig(subjects=6, test_subjects=2, repetitions=1), progress=False)
 
 
-TINY_TRAINING = [
-    "data.window=16", "data.min_crop=8", "data.batch_size=16", "data.num_workers=0", "model.dim=32", "model.depth=2",
-    "model.heads=4", "model.decoder_dim=16", "model.decoder_depth=1", "model.decoder_heads=2", "train.progress=false",
-]
+TINY_DATA = ["data.window=16", "data.min_crop=8", "data.batch_size=16", "data.num_workers=0", "train.progress=false"]
+TINY_BACKBONE = ["model.transformer.dim=32", "model.transformer.depth=2", "model.transformer.heads=4"]
+TINY_DECODER = ["method.mae.decoder_dim=16", "method.mae.decoder_depth=1", "method.mae.decoder_heads=2"]
+TINY_TRAINING = TINY_DATA + TINY_BACKBONE  # the one tiny configuration of downstream tests
+TINY_PRETRAIN = TINY_TRAINING + TINY_DECODER  # ... and of pre-training
+
+
+@pytest.fixture(scope="session")
+def tiny() -> SimpleNamespace:
+    """The shared tiny configuration as override lists: ``data``, ``backbone``, ``decoder``,
+    ``training`` (data + backbone) and ``pretrain`` (training + decoder)."""
+    return SimpleNamespace(data=TINY_DATA, backbone=TINY_BACKBONE, decoder=TINY_DECODER, training=TINY_TRAINING,
+                           pretrain=TINY_PRETRAIN)
 
 
 @pytest.fixture(scope="session")
@@ -45,17 +55,18 @@ def tiny_checkpoints(tiny_synth, tmp_path_factory) -> dict[str, Path]:
     Keys: ``mae`` and ``classifier`` (checkpoint files), ``pretrain_dir`` and ``linear_dir`` (run folders).
     """
     from skelmae.config import LinearConfig, PretrainConfig, load_config
-    from skelmae.engine.linear import run_linear
-    from skelmae.engine.pretrain import run_pretrain
+    from skelmae.protocols.linear import run_linear
+    from skelmae.protocols.pretrain import run_pretrain
+    from skelmae.viz.callbacks import run_plots
 
     runs = tmp_path_factory.mktemp("tiny_runs")
-    run_pretrain(load_config(PretrainConfig, None, TINY_TRAINING + [
+    run_pretrain(load_config(PretrainConfig, None, TINY_PRETRAIN + [
         f"data.root={tiny_synth}", f"train.output_dir={runs / 'pre'}", "train.epochs=1", "optim.warmup_epochs=0",
-    ]))
+    ]), callbacks=run_plots())
     run_linear(load_config(LinearConfig, None, TINY_TRAINING + [
         f"data.root={tiny_synth}", f"init={runs / 'pre' / 'last.pt'}", f"train.output_dir={runs / 'lin'}",
         "train.epochs=2", "augment=false",
-    ]))
+    ]), callbacks=run_plots())
     return {
         "mae": runs / "pre" / "last.pt", "classifier": runs / "lin" / "last.pt",
         "pretrain_dir": runs / "pre", "linear_dir": runs / "lin",

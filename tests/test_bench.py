@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from skelmae.bench import BenchSpec, explicit_attention, paper_mae_args, run_bench, run_child
+from skelmae.models.build import build_method
+from skelmae.models.common import InputSpec
 
 
 def test_explicit_attention_equals_fused_attention():
@@ -12,9 +14,17 @@ def test_explicit_attention_equals_fused_attention():
 
 
 def test_paper_configuration():
-    args = paper_mae_args(decoder_depth=5)
-    assert (args["num_frames"], args["num_joints"], args["dim"], args["depth"], args["decoder_depth"]) == (120, 25, 256, 8, 5)
-    assert args["mask_ratio"] == 0.9
+    paper = paper_mae_args(decoder_depth=5)
+    spec, backbone, method = InputSpec.from_dict(paper["input"]), paper["backbone"], paper["method"]
+    assert (spec.num_frames, spec.num_joints, spec.in_channels) == (120, 25, 3)
+    assert backbone["name"] == "transformer" and method["name"] == "mae"
+    encoder = backbone["config"]
+    assert (encoder["segment"], encoder["dim"], encoder["depth"], encoder["heads"], encoder["drop_path"]) == (4, 256, 8, 8, 0.0)
+    decoder = method["config"]
+    assert (decoder["decoder_dim"], decoder["decoder_depth"], decoder["decoder_heads"]) == (256, 5, 8)
+    assert (decoder["mask"], decoder["ratio"], decoder["target"], decoder["norm_target"]) == ("motion", 0.9, "motion", True)
+    model = build_method(method, backbone, spec)  # the description is what a pre-training checkpoint stores
+    assert model.encoder.num_tokens == 750 and len(model.decoder_blocks) == 5
 
 
 def test_pretraining_counts_fewer_flops_than_fine_tuning():

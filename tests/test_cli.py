@@ -60,15 +60,18 @@ def test_user_errors_are_one_line_with_status_2(args, message):
 def test_demo_end_to_end_tiny(tmp_path):
     args = ["demo", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "runs"),
             "data.window=16", "data.min_crop=8", "data.num_workers=0", "train.progress=false",
-            "model.dim=32", "model.depth=1", "model.heads=4", "pretrain.model.decoder_dim=16",
-            "pretrain.model.decoder_depth=1", "pretrain.model.decoder_heads=2", "pretrain.train.epochs=1",
+            "model.transformer.dim=32", "model.transformer.depth=1", "model.transformer.heads=4", "pretrain.method.mae.decoder_dim=16",
+            "pretrain.method.mae.decoder_depth=1", "pretrain.method.mae.decoder_heads=2", "pretrain.train.epochs=1",
             "linear.train.epochs=3"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "pre-trained" in result.output and "random" in result.output and "margin" in result.output
     summary = json.loads((tmp_path / "runs" / "demo_summary.json").read_text())
     row = summary["rows"][0]
-    assert 0 <= row["pretrained_top1"] <= 100 and 0 <= row["random_top1"] <= 100
+    probe = json.loads((tmp_path / "runs" / "seed0" / "linear-pretrained" / "summary.json").read_text())
+    assert row["pretrained_top1"] == probe["test"]["top1"] and probe["init"].endswith("last.pt")
+    assert summary["margin_mean"] == row["pretrained_top1"] - row["random_top1"]
+    assert (tmp_path / "runs" / "seed0" / "pretrain" / "curves.png").is_file()
     cached = runner.invoke(app, args)  # second run reuses the generated data
     assert "using cached synthetic data" in cached.output
 
@@ -106,3 +109,11 @@ def test_data_prepare_info_export(shared_data, tmp_path):
 def test_data_command_errors_are_one_line(args, message):
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow  # the demo configuration: about 8 minutes on 2 CPU cores
+def test_demo_pretraining_beats_a_random_encoder(tmp_path):
+    from skelmae.demo import run_demo
+
+    summary = run_demo(seed=0, data_dir=tmp_path / "data", out_dir=tmp_path / "runs", overrides=["train.progress=false"])
+    assert summary["margin_mean"] > 5, summary["rows"]

@@ -59,13 +59,21 @@ class BenchSpec:
 
 
 def paper_mae_args(decoder_depth: int = 3) -> dict[str, Any]:
-    from skelmae.config import MaskConfig, ModelConfig
-    from skelmae.data.layouts import get_layout
-    from skelmae.models.build import mae_args
+    """The paper model's description, as a pre-training checkpoint stores it: ``input`` (NTU
+    layout, x/y/z, 120 frames), ``backbone`` (transformer: segment 4, width 256, 8 blocks of
+    8 heads) and ``method`` (mae: decoder 256 wide, ``decoder_depth`` blocks of 8 heads, 90 %
+    motion-aware masking, standardised motion target)."""
+    from skelmae.models.common import BACKBONES, METHODS, InputSpec
+    from skelmae.models.st_mae import MAEConfig, TransformerConfig
 
-    model = ModelConfig(segment=4, dim=256, depth=8, heads=8, decoder_dim=256, decoder_depth=decoder_depth, decoder_heads=8)
-    mask = MaskConfig(strategy="motion", ratio=0.9, target="motion", norm_target=True)
-    return mae_args(model, mask, get_layout("ntu25"), ["x", "y", "z"], 120)
+    return {
+        "input": InputSpec.of("ntu25", ["x", "y", "z"], 120).to_dict(),
+        "backbone": BACKBONES.describe("transformer", TransformerConfig(segment=4, dim=256, depth=8, heads=8)),
+        "method": METHODS.describe("mae", MAEConfig(
+            decoder_dim=256, decoder_depth=decoder_depth, decoder_heads=8, mask="motion", ratio=0.9,
+            target="motion", norm_target=True,
+        )),
+    }
 
 
 def synthesise_ntu_like(out: Path, samples: int, seed: int = 0, classes: int = 120) -> float:
@@ -134,19 +142,22 @@ def _peak_memory_gib(device: torch.device) -> float:
 def _model_step(spec: BenchSpec, device: torch.device, rank_batch: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
     """(step, counted): ``step`` is what is timed; ``counted`` is its FLOP-counted form
     (uncompiled, no optimizer update, which adds no matmul FLOPs)."""
-    from skelmae.engine.optim import build_optimizer, param_groups
     from skelmae.config import OptimConfig
-    from skelmae.models.build import build_classifier, build_mae, encoder_args
+    from skelmae.engine.optim import build_optimizer, param_groups
+    from skelmae.models.build import build_classifier, build_method
+    from skelmae.models.common import InputSpec
 
-    args = paper_mae_args(spec.decoder_depth)
+    paper = paper_mae_args(spec.decoder_depth)
+    inputs = InputSpec.from_dict(paper["input"])
     generator = torch.Generator(device).manual_seed(0)
-    x = torch.randn(rank_batch, 3, 120, 25, 2, device=device)
+    x = torch.randn(rank_batch, inputs.in_channels, inputs.num_frames, inputs.num_joints, 2, device=device)
     y = torch.randint(0, 60, (rank_batch,), device=device)
     if spec.stage in ("pretrain", "ddp"):
-        model = build_mae(args).to(device).train()
+        model = build_method(paper["method"], paper["backbone"], inputs).to(device).train()
         loss_of = lambda net: net(x, generator).loss  # noqa: E731
-    else:
-        model = build_classifier(encoder_args(args, drop_path=0.1), "mlp", 60).to(device)
+    else:  # fine-tuning: the same backbone with drop path 0.1 and the MLP head on 60 classes
+        backbone = {**paper["backbone"], "config": {**paper["backbone"]["config"], "drop_path": 0.1}}
+        model = build_classifier(backbone, {"name": "mlp", "config": {}}, inputs, 60).to(device)
         model.train(spec.stage == "finetune")
         loss_of = lambda net: torch.nn.functional.cross_entropy(net(x).float(), y)  # noqa: E731
     net: torch.nn.Module = model
@@ -167,7 +178,8 @@ def _model_step(spec: BenchSpec, device: torch.device, rank_batch: int) -> tuple
 
         return forward, counted
 
-    optimizer = build_optimizer(OptimConfig(), param_groups(model, 0.05), device)
+    # MAMP's pre-training AdamW (the schema has no recipe defaults: lr and betas are set here)
+    optimizer = build_optimizer(OptimConfig(lr=1e-3, betas=[0.9, 0.95]), param_groups(model, 0.05), device)
 
     def train_step() -> None:
         with autocast:

@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from skelmae.data.formats import FORMATS, option_help, preparable_formats, readable_formats
 from skelmae.errors import SkelmaeError
 
 app = typer.Typer(
@@ -65,33 +66,9 @@ def demo(
     run_demo(seed=seed, repeats=repeats, data_dir=data_dir, out_dir=out, overrides=overrides, console=console)
 
 
-@app.command()
-@user_errors
-def pretrain(
-    config: Optional[str] = CONFIG,
-    resume: bool = typer.Option(False, help="continue the run in train.output_dir from its last.pt"),
-    overrides: Optional[list[str]] = OVERRIDES,
-) -> None:
-    """Masked-autoencoder pre-training (SkeletonMAE / MAMP recipes)."""
-    from skelmae.config import PretrainConfig, load_config
-    from skelmae.engine.pretrain import run_pretrain
-
-    cfg = load_config(PretrainConfig, config, overrides)
-    console.print_json(json.dumps(run_pretrain(cfg, resume=resume)))
-
-
-@app.command()
-@user_errors
-def linear(config: Optional[str] = CONFIG, overrides: Optional[list[str]] = OVERRIDES) -> None:
-    """Linear probe on a frozen encoder (``init=CHECKPOINT``; none = random encoder)."""
-    from skelmae.config import LinearConfig, load_config
-    from skelmae.engine.linear import run_linear
-
-    cfg = load_config(LinearConfig, config, overrides)
-    console.print_json(json.dumps(run_linear(cfg)))
-
-
-FINETUNE_HELP = {
+TRAINING_HELP = {
+    "pretrain": "Self-supervised pre-training (SkeletonMAE / MAMP / SkeletonMAE-G recipes).",
+    "linear": "Linear probe on a frozen encoder (``init=CHECKPOINT``; none = random encoder).",
     "finetune": "Fine-tune a pre-trained encoder end to end (layer-wise lr decay, drop path, label smoothing).",
     "semi": "Fine-tune with a fixed class-stratified share of the labels (semi.fraction=0.01 or 0.1).",
     "transfer": "Fine-tune an encoder pre-trained on another dataset (joints and channels must match).",
@@ -99,24 +76,23 @@ FINETUNE_HELP = {
 }
 
 
-def _finetune_command(protocol: str):
+def _training_command(protocol: str):
     def command(
         config: Optional[str] = CONFIG,
         resume: bool = typer.Option(False, help="continue the run in train.output_dir from its last.pt"),
         overrides: Optional[list[str]] = OVERRIDES,
     ) -> None:
-        from skelmae.config import FinetuneConfig, load_config
-        from skelmae.engine.finetune import run_finetune
+        from skelmae.protocols import run_training
+        from skelmae.viz.callbacks import run_plots
 
-        cfg = load_config(FinetuneConfig, config, overrides)
-        console.print_json(json.dumps(run_finetune(cfg, protocol, resume=resume)))
+        console.print_json(json.dumps(run_training(protocol, config, overrides, resume, run_plots())))
 
-    command.__doc__ = FINETUNE_HELP[protocol]
+    command.__doc__ = TRAINING_HELP[protocol]
     return command
 
 
-for _protocol in FINETUNE_HELP:
-    app.command(_protocol)(user_errors(_finetune_command(_protocol)))
+for _protocol in TRAINING_HELP:
+    app.command(_protocol)(user_errors(_training_command(_protocol)))
 
 
 @app.command()
@@ -124,7 +100,7 @@ for _protocol in FINETUNE_HELP:
 def knn(config: Optional[str] = CONFIG, overrides: Optional[list[str]] = OVERRIDES) -> None:
     """k-nearest-neighbour retrieval accuracy of frozen features (``init=CHECKPOINT``)."""
     from skelmae.config import KnnConfig, load_config
-    from skelmae.eval.knn import run_knn
+    from skelmae.protocols.knn import run_knn
 
     console.print_json(json.dumps(run_knn(load_config(KnnConfig, config, overrides))))
 
@@ -140,16 +116,17 @@ def evaluate(
     device: str = typer.Option("auto"),
 ) -> None:
     """Top-1, top-5, mean-class accuracy and the confusion matrix (PNG + CSV) of a classifier."""
-    from skelmae.eval.evaluate import run_evaluate
+    from skelmae.protocols.evaluate import run_evaluate
+    from skelmae.viz.callbacks import run_plots
 
     result = run_evaluate(str(checkpoint), str(data) if data else None, split, str(out) if out else None,
-                          device=device, batch_size=batch_size)
+                          device=device, batch_size=batch_size, callbacks=run_plots())
     console.print_json(json.dumps(result))
 
 
 SCHEMAS = {
     "pretrain": "PretrainConfig", "linear": "LinearConfig", "knn": "KnnConfig",
-    **{p: "FinetuneConfig" for p in FINETUNE_HELP},
+    **{p: "FinetuneConfig" for p in ("finetune", "semi", "transfer", "scratch")},
 }
 
 
@@ -163,9 +140,12 @@ def show_config(
     """Print the fully resolved configuration of a protocol."""
     from skelmae import config as configs
 
+    from skelmae.protocols.finetune import RECIPES
+
     if protocol not in SCHEMAS:
         raise SkelmaeError(f"unknown protocol {protocol!r}; expected one of {sorted(SCHEMAS)}")
-    typer.echo(configs.to_yaml(configs.load_config(getattr(configs, SCHEMAS[protocol]), config, overrides)))
+    schema = getattr(configs, SCHEMAS[protocol])
+    typer.echo(configs.to_yaml(configs.load_config(schema, config, overrides, preset=RECIPES.get(protocol))))
 
 
 @app.command()
@@ -211,25 +191,32 @@ def data_synth(
     console.print(f"wrote {path}")
 
 
-@data_app.command("prepare")
+def _format_list(names: list[str]) -> str:
+    """``name: summary`` lines of registered dataset formats, for command help."""
+    return "\n\n".join(f"{name}: {FORMATS.get(name).summary}" for name in names)
+
+
+@data_app.command("prepare", help=(
+    "Import a raw dataset into a canonical dataset folder (parallel; a killed run leaves nothing complete-looking)."
+    f"\n\nFormats:\n\n{_format_list(preparable_formats())}"
+))
 @user_errors
 def data_prepare(
-    format: str = typer.Argument(..., help="ntu60 | ntu120 | pku-mmd | nw-ucla | pyskl | ctrgcn-npz"),
+    format: str = typer.Argument(..., help=" | ".join(preparable_formats())),
     raw: list[Path] = typer.Option(..., help="raw data: a folder or file; repeat for several (e.g. both NTU 120 archives)"),
     out: Path = typer.Option(..., help="dataset folder to create"),
     workers: Optional[int] = typer.Option(None, help="worker processes (default: all CPU cores)"),
     on_error: str = typer.Option("fail", help="fail: stop at the first bad file; skip: leave it out and list it in OUT.skipped.txt"),
     overwrite: bool = typer.Option(False, help="replace an existing folder (only once the new one is complete)"),
-    second_actor: Optional[str] = typer.Option(None, help="ntu60/ntu120: zeros (default) or duplicate (NTU 120 reference)"),
-    center: Optional[bool] = typer.Option(None, "--center/--no-center", help="pku-mmd: centre like NTU (default: no, as the reference)"),
-    max_persons: Optional[int] = typer.Option(None, help="pyskl: persons kept per sample (default 2)"),
-    label_base: Optional[str] = typer.Option(None, help="pyskl: auto (default), 0 or 1"),
-    layout: Optional[str] = typer.Option(None, help="pyskl: layout name or YAML file (default: from the joint count)"),
-    class_names: Optional[Path] = typer.Option(None, help="pyskl/ctrgcn-npz: text file with one class name per line"),
-    protocol: Optional[str] = typer.Option(None, help="ctrgcn-npz: split prefix (default: from the file name, e.g. xsub)"),
+    second_actor: Optional[str] = typer.Option(None, help=option_help("second_actor")),
+    center: Optional[bool] = typer.Option(None, "--center/--no-center", help=option_help("center")),
+    max_persons: Optional[int] = typer.Option(None, help=option_help("max_persons")),
+    label_base: Optional[str] = typer.Option(None, help=option_help("label_base")),
+    layout: Optional[str] = typer.Option(None, help=option_help("layout")),
+    class_names: Optional[Path] = typer.Option(None, help=option_help("class_names")),
+    protocol: Optional[str] = typer.Option(None, help=option_help("protocol")),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
-    """Import a raw dataset into a canonical dataset folder (parallel; a killed run leaves nothing complete-looking)."""
     from skelmae.data.prepare import prepare
 
     options = {
@@ -300,24 +287,15 @@ SHEET_FRAMES = typer.Option(8, "--sheet-frames", help="frames on the contact she
 AZIMUTH = typer.Option(25.0, help="3D camera: degrees about the vertical axis (0 = the Kinect's own view)")
 ELEVATION = typer.Option(12.0, help="3D camera: degrees above the horizon")
 DEVICE = typer.Option("cpu", help="cpu | cuda | cuda:N")
+POSE_FORMAT = " | ".join(["auto (by suffix)", *readable_formats()])
 
 
-def _pick_sample(store, index: int, split: Optional[str], name: Optional[str]) -> int:
-    """A dataset index from --name, or from --index (counted within --split when given)."""
-    if name is not None:
-        if name not in store.names:
-            raise SkelmaeError(f"{store.root}: no sample named {name!r}")
-        return store.names.index(name)
-    indices = store.split(split) if split else range(len(store))
-    if not 0 <= index < len(indices):
-        where = f"split {split!r}" if split else "the dataset"
-        raise SkelmaeError(f"{store.root}: index {index} outside {where} (0..{len(indices) - 1})")
-    return int(indices[index])
-
-
-def _sample_title(store, i: int) -> str:
-    label = int(store.labels[i])
-    return f"{store.names[i]}: {store.classes[label] if label >= 0 else 'unlabelled'}"
+def _pose_files_help() -> str:
+    """What ``predict`` reads, from the registered formats: by suffix, and by name only."""
+    formats = {name: FORMATS.get(name).cls for name in readable_formats()}
+    by_suffix = dict.fromkeys(cls.pose_file for cls in formats.values() if not cls.unsafe)  # ntu60/ntu120 read one kind
+    named = [f"; {cls.pose_file} need --format {name}" for name, cls in formats.items() if cls.unsafe]
+    return "pose files: " + ", ".join(by_suffix) + "".join(named)
 
 
 def _print_written(paths: list[Path]) -> None:
@@ -341,16 +319,13 @@ def data_show(
 ) -> None:
     """Draw one stored sequence (bones of the dataset's layout, one colour per person)."""
     from skelmae.data.storage import SkeletonStore
-    from skelmae.viz.render import Camera, Panel, SequenceRenderer, save_rendering
+    from skelmae.viz.render import Camera, render_sample
 
     store = SkeletonStore(root)
-    i = _pick_sample(store, index, split, name)
-    seq = store.sequence(i)
-    renderer = SequenceRenderer(
-        [Panel(f"{len(seq)} frames", seq)], store.layout, store.channels, Camera(azimuth, elevation),
-        title=_sample_title(store, i),
+    written = render_sample(
+        store, store.pick(index, split, name), out, Camera(azimuth, elevation), fps=fps, sheet_frames=sheet_frames, stride=stride,
     )
-    _print_written(save_rendering(renderer, out, fps=fps, sheet_frames=sheet_frames, stride=stride))
+    _print_written(written)
 
 
 @app.command()
@@ -362,7 +337,7 @@ def visualize(
     split: Optional[str] = typer.Option(None, help="count --index within this split"),
     name: Optional[str] = typer.Option(None, help="pick the sample by name instead"),
     file: Optional[Path] = typer.Option(None, "--file", help="a pose file instead of --data (see `skelmae predict`)"),
-    fmt: str = typer.Option("auto", "--format", help="pose file format for --file"),
+    fmt: str = typer.Option("auto", "--format", help=f"pose file format for --file: {POSE_FORMAT}"),
     out: Path = typer.Option(Path("reconstruction.gif"), help=RENDER_OUT_HELP),
     seed: int = typer.Option(0, help="seed of the random mask"),
     fps: float = FPS,
@@ -378,29 +353,16 @@ def visualize(
     Masked tokens show predictions (un-normalised with the true token's mean and std; motion
     targets integrated from the token's true first frame); visible tokens show the input.
     """
-    from skelmae.data.storage import SkeletonStore
-    from skelmae.inference import load
-    from skelmae.viz.reconstruct import reconstruction_panels
-    from skelmae.viz.render import Camera, SequenceRenderer, save_rendering
+    from skelmae.inference import load, visualize_reconstruction
+    from skelmae.viz.render import Camera
 
     if (data is None) == (file is None):
         raise SkelmaeError("give exactly one of --data DATASET (with --index/--name) or --file POSE_FILE")
-    model = load(checkpoint, device)
-    if data is not None:
-        store = SkeletonStore(data)
-        i = _pick_sample(store, index, split, name)
-        sequence, title = store.sequence(i), _sample_title(store, i)
-    else:
-        samples = model.read_pose_file(file, fmt)
-        if not 0 <= index < len(samples):
-            raise SkelmaeError(f"{file}: holds {len(samples)} sequence(s); --index {index} is outside")
-        sequence, title = samples[index].sequence, samples[index].name
-    rec = model.reconstruct(sequence, seed=seed)
-    mae = model.mae
-    target = f"{mae.target} target" + (", per-token normalised" if mae.norm_target else "")
-    title = f"{title} | {mae.mask_strategy} masking {mae.mask_ratio:.0%}, {target}; masked-token loss {rec.loss:.3f}"
-    renderer = SequenceRenderer(reconstruction_panels(rec), model.layout, model.channels, Camera(azimuth, elevation), title=title)
-    _print_written(save_rendering(renderer, out, fps=fps, sheet_frames=sheet_frames, stride=stride))
+    written = visualize_reconstruction(
+        load(checkpoint, device), out, data=data, file=file, fmt=fmt, index=index, split=split, name=name, seed=seed,
+        camera=Camera(azimuth, elevation), fps=fps, sheet_frames=sheet_frames, stride=stride,
+    )
+    _print_written(written)
 
 
 @app.command()
@@ -417,42 +379,20 @@ def embed(
     device: str = DEVICE,
 ) -> None:
     """2-D t-SNE of the frozen encoder's clip features, coloured by class."""
-    import csv
+    from skelmae.inference import embed_split, load
 
-    import numpy as np
-
-    from skelmae.atomic import atomic_output
-    from skelmae.data.storage import SkeletonStore
-    from skelmae.inference import dataset_features, load
-    from skelmae.viz.plots import plot_embedding, tsne
-
-    model = load(checkpoint, device)
-    store = SkeletonStore(data)
-    indices = store.split(split)
-    if len(indices) > max_samples:
-        indices = np.sort(np.random.default_rng(seed).choice(indices, max_samples, replace=False))
-    if len(indices) < 4:
-        raise SkelmaeError(f"{data}: split {split!r} has {len(indices)} samples; t-SNE needs at least 4")
-    points = tsne(dataset_features(model, store, indices, batch_size), seed=seed, perplexity=perplexity)
-    labels = store.labels[indices]
-    title = f"t-SNE of frozen features: {checkpoint.name} on {store.manifest.get('name') or data.name} {split} ({len(indices)})"
-    written = [plot_embedding(points, labels, store.classes, out, title)]
-    with atomic_output(out.with_suffix(".csv")) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["name", "label", "class", "x", "y"])
-        for i, label, (x, y) in zip(indices, labels, points):
-            writer.writerow([store.names[i], int(label), store.classes[label] if label >= 0 else "", f"{x:.4f}", f"{y:.4f}"])
-    _print_written(written + [out.with_suffix(".csv")])
+    _print_written(embed_split(
+        load(checkpoint, device), data, split, out, max_samples=max_samples, perplexity=perplexity, seed=seed,
+        batch_size=batch_size,
+    ))
 
 
 @app.command()
 @user_errors
 def predict(
     checkpoint: Path = typer.Argument(..., help="a classifier checkpoint (linear probe or fine-tuned)"),
-    files: list[Path] = typer.Argument(
-        ..., help="pose files: .npy (T, V, C) or (T, M, V, C), NTU .skeleton, NW-UCLA .json; PYSKL pickles need --format pyskl"
-    ),
-    fmt: str = typer.Option("auto", "--format", help="auto (by suffix) | npy | skeleton | nw-ucla | pyskl"),
+    files: list[Path] = typer.Argument(..., help=_pose_files_help()),
+    fmt: str = typer.Option("auto", "--format", help=POSE_FORMAT),
     top_k: int = typer.Option(5, "--top-k", "-k", help="classes to list per sample"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document instead of a table"),
     device: str = DEVICE,
@@ -462,25 +402,9 @@ def predict(
     A file that cannot be read is reported and the others are still predicted; the exit
     status is then 2.
     """
-    import torch
+    from skelmae.inference import load, predict_files
 
-    from skelmae.inference import load
-
-    model = load(checkpoint, device)
-    if model.classifier is None:
-        raise SkelmaeError(f"{checkpoint}: a pre-training (MAE) checkpoint has no classifier head; use a linear-probe or fine-tuned checkpoint")
-    results: list[dict] = []
-    for path in files:
-        try:
-            samples = model.read_pose_file(path, fmt)
-            batch = [model.preprocess(s.sequence, str(path) if len(samples) == 1 else f"{path} [{s.name}]") for s in samples]
-            predictions = model.predict(torch.stack(batch))
-        except SkelmaeError as exc:
-            results.append({"file": str(path), "error": str(exc)})
-            continue
-        results.extend(
-            {"file": str(path), "sample": s.name, **p.to_dict(top_k)} for s, p in zip(samples, predictions)
-        )
+    results = predict_files(load(checkpoint, device), files, fmt, top_k)
     failed = [r for r in results if "error" in r]
     if as_json:
         typer.echo(json.dumps({"checkpoint": str(checkpoint), "results": results}, indent=2))
@@ -533,7 +457,7 @@ def bench(
     """Samples/s, peak memory, FLOPs/sample and MFU at the paper configuration (see skelmae.bench)."""
     from rich.table import Table
 
-    from skelmae.atomic import atomic_output
+    from skelmae.atomic import write_json_atomic
     from skelmae.bench import ADAMW, ATTENTION, STAGES, BenchSpec, run_bench
 
     chosen = stages or ["pretrain", "finetune", "inference", "loader"]
@@ -561,8 +485,7 @@ def bench(
         table.add_row(*(str(row.get(key, "")) for key in columns))
     console.print(table)
     if json_out:
-        with atomic_output(json_out) as tmp:
-            tmp.write_text(json.dumps(rows, indent=2))
+        write_json_atomic(json_out, rows)
 
 
 def main() -> None:

@@ -10,15 +10,17 @@ path or a preset name such as ``demo/pretrain``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, make_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from skelmae.data.transforms import MODALITIES
 from skelmae.errors import ConfigError
+from skelmae.models.common import BACKBONES, HEADS, METHODS
+from skelmae.registry import Registry
 
 PRESET_DIR = Path(__file__).parent / "configs"
 T = TypeVar("T")
@@ -29,7 +31,7 @@ class DataConfig:
     root: str = ""  # a dataset folder (manifest.json + .npy files)
     train_split: str = "train"
     test_split: str = "test"
-    window: int = 120  # frames after crop-resize
+    window: int = MISSING  # frames after crop-resize
     p_interval: list[float] = field(default_factory=lambda: [0.5, 1.0])
     test_crop: float = 0.95
     min_crop: int = 64  # reference lower bound on the random crop, in frames
@@ -38,7 +40,7 @@ class DataConfig:
     align_view: bool = False  # turn each 3D sequence to face the same way (layout's spine and shoulders)
     flip: float = 0.0  # probability of a left/right mirror
     modality: str = "joint"  # joint | bone | motion | bone_motion
-    batch_size: int = 128  # global batch (split over ranks)
+    batch_size: int = MISSING  # global batch (split over ranks and accumulation steps: see train.accum_steps)
     num_workers: int = 2
     val_fraction: float = 0.0  # class-stratified validation split carved from the training split
     val_seed: int = 0
@@ -50,55 +52,44 @@ class DataConfig:
             raise ConfigError(f"data.rotation_axes: expected letters of 'xyz' such as 'xy', got {self.rotation_axes!r}")
 
 
-@dataclass
-class GraphConfig:
-    """SkeletonMAE-G and its STRL fine-tuning network (``model.arch=graph_mae``; models/graph_mae.py)."""
-
-    feat_dim: int = 64  # D: each joint's channels are lifted to D
-    hidden_dim: int = 64  # D_h: width of the GIN layers and of the encoder output
-    encoder_layers: int = 3
-    decoder_layers: int = 1
-    regions: int = 2  # body-part groups masked per frame graph (mask.strategy=bodypart)
-    fixed_regions: list[str] = field(default_factory=list)  # mask these groups in every graph instead
-    remask: bool = False  # GraphMAE re-masking of the encoder output before the decoder
-    beta: float = 2.0  # exponent of the scaled cosine error
-    edge_weight: float = 0.0  # weight of the bone-vector (edge) term; 0 = joints only, as in the paper
-    strl_layers: int = 3  # STRL fine-tuning network depth
+def registry_section(name: str, registry: Registry, selector: str, default: str, doc: str) -> type:
+    """A config section choosing one entry of ``registry``: ``<selector>`` names it and one
+    sub-section per registered entry holds that entry's typed config, so a new backbone,
+    method or head brings its options with it and typos still fail loudly."""
+    fields: list[tuple[str, Any, Any]] = [(selector, str, field(default=default))]
+    for entry in registry.entries():
+        if entry.config is not None:
+            fields.append((entry.name, entry.config, field(default_factory=entry.config)))
+    section = make_dataclass(name, fields, namespace={"__doc__": doc, "SELECTOR": selector, "REGISTRY": registry})
+    section.__module__ = __name__
+    return section
 
 
-@dataclass
-class ModelConfig:
-    arch: str = "st_mae"  # st_mae (transformer) | graph_mae (GIN, see models/graph_mae.py)
-    segment: int = 4  # frames per token
-    dim: int = 256
-    depth: int = 8
-    heads: int = 8
-    mlp_ratio: float = 4.0
-    decoder_dim: int = 256
-    decoder_depth: int = 3
-    decoder_heads: int = 8
-    drop_path: float = 0.0
-    graph: GraphConfig = field(default_factory=GraphConfig)
+ModelConfig = registry_section(
+    "ModelConfig", BACKBONES, "arch", "transformer", "The backbone: model.arch names it, model.<arch>.* configures it."
+)
+MethodConfig = registry_section(
+    "MethodConfig", METHODS, "name", "mae", "The pre-training method: method.name, then method.<name>.*."
+)
+HeadConfig = registry_section("HeadConfig", HEADS, "name", "mlp", "The classifier head: head.name, then head.<name>.*.")
 
 
-@dataclass
-class MaskConfig:
-    # random | joint | frame | spatiotemporal | bodypart | motion; graph_mae: bodypart | random
-    strategy: str = "motion"
-    ratio: float = 0.9
-    tau: float = 0.8  # motion-aware temperature (0.75 for NTU120 in MAMP)
-    target: str = "motion"  # coords | motion
-    norm_target: bool = True
+def chosen(section: Any) -> dict[str, Any]:
+    """``{"name", "config"}`` of the entry a registry section selects (what checkpoints store)."""
+    name = getattr(section, section.SELECTOR)
+    entry = section.REGISTRY.get(name)
+    config = getattr(section, name) if entry.config is not None else None
+    return {"name": name, "config": asdict(config) if config is not None else {}}
 
 
 @dataclass
 class OptimConfig:
     name: str = "adamw"  # adamw | adam | sgd
-    lr: float = 1e-3
-    min_lr: float = 5e-4
-    warmup_epochs: float = 20.0
-    weight_decay: float = 0.05
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    lr: float = MISSING
+    min_lr: float = 0.0
+    warmup_epochs: float = 0.0
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     momentum: float = 0.9
     layer_decay: float = 1.0
     clip_grad: float = 0.0  # max gradient norm, 0 = off
@@ -109,36 +100,43 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 400
+    epochs: int = MISSING
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = ""  # default: runs/<protocol>/<timestamp>
     eval_every: int = 1
+    accum_steps: int = 1  # gradient accumulation: data.batch_size is the global batch of one optimiser step
     bf16: bool = False  # bf16 autocast (GPU)
     compile: bool = False  # torch.compile the model
     deterministic: bool = False
     progress: bool = True
 
 
+# Recipe values live in the YAML presets only: ``load_config`` merges a protocol's recipe
+# preset (PRESET) under the user's file, so the dataclasses carry types and neutral defaults.
+
+
 @dataclass
-class PretrainConfig:
+class TrainingRunConfig:
+    """The sections every training protocol has; ``model`` is used only without ``init`` downstream."""
+
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    mask: MaskConfig = field(default_factory=MaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # type: ignore[valid-type]
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
 @dataclass
-class LinearConfig:
+class PretrainConfig(TrainingRunConfig):
+    PRESET: ClassVar[str] = "recipes/mamp_pretrain"
+    method: MethodConfig = field(default_factory=MethodConfig)  # type: ignore[valid-type]
+
+
+@dataclass
+class LinearConfig(TrainingRunConfig):
+    PRESET: ClassVar[str] = "recipes/linear"
     init: str = ""  # pre-trained checkpoint; empty = randomly initialised encoder (baseline)
     augment: bool = True  # train-time augmentation; without it features are computed once
-    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=256, val_fraction=0.1))
-    model: ModelConfig = field(default_factory=ModelConfig)  # used only without ``init``
-    optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(name="sgd", lr=0.1, min_lr=0.0, warmup_epochs=0.0, weight_decay=0.0)
-    )
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100))
 
 
 @dataclass
@@ -149,29 +147,32 @@ class SemiConfig:
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(TrainingRunConfig):
+    PRESET: ClassVar[str] = "recipes/finetune"
     init: str = ""  # pre-trained checkpoint; empty = the same network from scratch
-    head: str = "mlp"  # mlp (MAMP fine-tune head) | linear | strl (graph model)
-    head_dropout: float = 0.3
-    label_smoothing: float = 0.1
+    head: HeadConfig = field(default_factory=HeadConfig)  # type: ignore[valid-type]
+    label_smoothing: float = 0.0
     semi: SemiConfig = field(default_factory=SemiConfig)
-    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=48, val_fraction=0.1))
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(drop_path=0.3))
-    optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(
-            lr=3e-4, min_lr=1e-5, warmup_epochs=5.0, weight_decay=0.05, betas=[0.9, 0.999], layer_decay=0.8
-        )
-    )
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100))
 
 
 @dataclass
 class KnnConfig:
+    PRESET: ClassVar[str] = "recipes/knn"
     init: str = ""  # pre-trained checkpoint (required)
     k: list[int] = field(default_factory=lambda: [1, 20])
     temperature: float = 0.07  # weights neighbours by exp(cosine / temperature)
-    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=256))
+    data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=0))
+
+
+@dataclass
+class EvaluateConfig:
+    checkpoint: str = MISSING  # a classifier checkpoint (linear probe or fine-tuned)
+    data_root: str = ""  # default: the dataset it was trained on
+    split: str = ""  # default: the run's test split
+    batch_size: int = 128
+    num_workers: int = 2
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=0))  # device, output_dir (default: beside the checkpoint)
 
 
 def resolve_config_path(config: str | Path) -> Path:
@@ -203,11 +204,18 @@ def _load_yaml(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
     return OmegaConf.merge(merged, node)
 
 
-def load_config(schema: type[T], config: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Build a config object of type ``schema`` from defaults, an optional YAML and overrides."""
+def load_config(
+    schema: type[T], config: str | Path | None = None, overrides: list[str] | None = None, preset: str | None = None,
+) -> T:
+    """Build a config object of type ``schema``: its recipe preset (``preset``, default
+    ``schema.PRESET``), then an optional YAML file, then ``key=value`` overrides."""
     base = OmegaConf.structured(schema)
     source = "defaults"
     try:
+        recipe = preset or getattr(schema, "PRESET", None)
+        if recipe:
+            source = recipe
+            base = OmegaConf.merge(base, _load_yaml(resolve_config_path(recipe)))
         if config:
             path = resolve_config_path(config)
             source = str(path)
@@ -220,7 +228,22 @@ def load_config(schema: type[T], config: str | Path | None = None, overrides: li
             base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
         return OmegaConf.to_object(base)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"invalid configuration ({source}): {exc.msg if hasattr(exc, 'msg') else exc}") from exc
+        message = exc.msg if hasattr(exc, "msg") else str(exc)
+        raise ConfigError(f"invalid configuration ({source}): {message}{_moved_key_hint(message)}") from exc
+
+
+_MOVED = {  # keys of configurations before the registries, and where they live now
+    "ModelConfig": "backbone options are under model.<arch>.* (e.g. model.transformer.dim, model.gin.feat_dim)",
+    "PretrainConfig": "masking moved from mask.* to method.<name>.* (e.g. method.mae.mask, method.mae.ratio)",
+    "FinetuneConfig": "head options are under head.<name>.* (head.name=mlp, head.mlp.dropout, head.strl.layers)",
+}
+
+
+def _moved_key_hint(message: str) -> str:
+    for schema, hint in _MOVED.items():
+        if f"not in '{schema}'" in message:
+            return f"; {hint}"
+    return ""
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ trained on the pre-trained encoder and on a randomly initialised copy of it.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -16,12 +15,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from skelmae.atomic import atomic_output
+from skelmae.atomic import write_json_atomic
 from skelmae.config import LinearConfig, PretrainConfig, load_config
 from skelmae.data.storage import SkeletonStore, is_dataset_dir
 from skelmae.data.synthetic import SynthConfig, source_config, write_synthetic
-from skelmae.engine.linear import run_linear
-from skelmae.engine.pretrain import run_pretrain
+from skelmae.protocols.linear import run_linear
+from skelmae.protocols.pretrain import run_pretrain
+from skelmae.viz.callbacks import run_plots
 
 
 def cache_dir() -> Path:
@@ -62,7 +62,7 @@ def run_demo(
         base = [f"data.root={data}", f"train.seed={s}"]
         pre_cfg = load_config(PretrainConfig, "demo/pretrain", base + [f"train.output_dir={out_dir}/seed{s}/pretrain"] + pre_overrides)
         console.print(f"[bold]seed {s}[/bold]: pre-training {pre_cfg.train.epochs} epochs ...")
-        pre = run_pretrain(pre_cfg)
+        pre = run_pretrain(pre_cfg, callbacks=run_plots())
         row = {"seed": s, "pretrain_seconds": pre["seconds"], "pretrain_loss": pre["final_loss"]}
         for name, init in (("pretrained", pre["checkpoint"]), ("random", "")):
             lin_cfg = load_config(LinearConfig, "demo/linear", base + [
@@ -71,7 +71,7 @@ def run_demo(
             lin_cfg.init = init
             lin_cfg.model = pre_cfg.model
             console.print(f"  linear probe on the {name} encoder ...")
-            result = run_linear(lin_cfg)
+            result = run_linear(lin_cfg, callbacks=run_plots())
             row[f"{name}_top1"] = result["test"]["top1"]
             row[f"{name}_seconds"] = result["seconds"]
         rows.append(row)
@@ -96,8 +96,7 @@ def run_demo(
     total = time.perf_counter() - started
     console.print(f"total time {total:.0f} s; runs in {out_dir}")
     summary = {"rows": rows, "margin_mean": statistics.mean(margins), "seconds": round(total, 1), "out_dir": str(out_dir)}
-    with atomic_output(out_dir / "demo_summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(out_dir / "demo_summary.json", summary)
     return summary
 
 

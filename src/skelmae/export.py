@@ -14,7 +14,6 @@ written is therefore one that reproduces the checkpoint.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skelmae.atomic import atomic_output
+from skelmae.atomic import atomic_output, write_json_atomic
 from skelmae.engine.checkpoint import load_checkpoint
 from skelmae.errors import SkelmaeError
 from skelmae.inference import SkeletonModel
@@ -130,12 +129,10 @@ def export_classifier(
         diff = float(np.abs(got - expected).max())
         if not diff <= tolerance:
             raise ExportError(f"{fmt} export differs from PyTorch by {diff:.3g} (> {tolerance:g}); nothing written")
-    metadata = out.with_name(out.name + ".json")
-    with atomic_output(metadata) as tmp:
-        tmp.write_text(json.dumps({
-            "format": fmt, "checkpoint": str(checkpoint), "input": INPUT_NAME, "output": OUTPUT_NAME,
-            "input_shape": ["N", len(model.channels), model.window, model.layout.num_joints, model.num_persons],
-            "input_axes": ["batch", "channels", "frames", "joints", "persons"],
-            "data": state["data"], "max_abs_diff": diff,
-        }, indent=2) + "\n", encoding="utf-8")
+    metadata = write_json_atomic(out.with_name(out.name + ".json"), {
+        "format": fmt, "checkpoint": str(checkpoint), "input": INPUT_NAME, "output": OUTPUT_NAME,
+        "input_shape": ["N", len(model.channels), model.window, model.layout.num_joints, model.num_persons],
+        "input_axes": ["batch", "channels", "frames", "joints", "persons"],
+        "data": state["data"], "max_abs_diff": diff,
+    })
     return ExportResult(out, metadata, diff)

@@ -13,13 +13,17 @@ the test-time pipeline of training: zero-padding of missing persons, the centred
 ``test_crop`` of the valid frames resized to ``window`` frames, then the modality.
 
 Raw sequences are float arrays (T, V, C) or (T, M, V, C) in the dataset's coordinates,
-i.e. what ``SkeletonStore.sequence(i)`` returns; the file readers of
-``skelmae.data.formats`` produce them from NTU ``.skeleton``, NW-UCLA ``.json`` and
-PYSKL annotations. A torch tensor (N, C, T, V, M) is taken as an already preprocessed
-batch (what a ``SkeletonDataset`` with the checkpoint's test transform yields).
+i.e. what ``SkeletonStore.sequence(i)`` returns; the registered dataset formats of
+``skelmae.data.formats`` read them from pose files (``read_pose_file``: ``.npy``, NTU
+``.skeleton``, NW-UCLA ``.json``, PYSKL annotations). A torch tensor (N, C, T, V, M) is
+taken as an already preprocessed batch (what a ``SkeletonDataset`` with the checkpoint's
+test transform yields).
 
 Pickles (PYSKL) are read only when the caller asks for them by name (``fmt="pyskl"``):
 unpickling runs code from the file.
+
+The commands ``predict``, ``embed`` and ``visualize`` are :func:`predict_files`,
+:func:`embed_split` and :func:`visualize_reconstruction`.
 """
 
 from __future__ import annotations
@@ -35,21 +39,25 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from skelmae.data.dataset import SkeletonDataset
-from skelmae.data.layouts import SkeletonLayout, get_layout
+from skelmae.data.formats import PoseSample, read_pose_file
+from skelmae.data.layouts import get_layout
 from skelmae.data.storage import SkeletonStore
 from skelmae.data.transforms import build_transforms, is_planar
 from skelmae.engine.checkpoint import load_checkpoint
-from skelmae.engine.common import check_compatible, classifier_from_checkpoint
+from skelmae.engine.common import check_compatible, classifier_from_checkpoint, method_from_checkpoint
 from skelmae.errors import CheckpointError, DataFormatError, SkelmaeError
-from skelmae.models.build import build_mae
-from skelmae.models.st_mae import SkeletonEncoder, SkeletonMAE
-from skelmae.viz.reconstruct import Reconstruction, reconstruct
+from skelmae.models.common import Encoder, PretrainMethod
+from skelmae.models.st_mae import SkeletonMAE
+from skelmae.viz.plots import plot_embedding, tsne, write_embedding_csv
+from skelmae.viz.reconstruct import Reconstruction, reconstruct, render_reconstruction
+from skelmae.viz.render import Camera
 
-__all__ = ["SkeletonModel", "Prediction", "PoseSample", "load", "dataset_features", "read_pose_file", "POSE_FORMATS"]
+__all__ = [
+    "SkeletonModel", "Prediction", "PoseSample", "load", "dataset_features", "read_pose_file", "predict_files",
+    "embed_split", "visualize_reconstruction",
+]
 
 Input = Union[np.ndarray, torch.Tensor, Sequence[np.ndarray]]
-POSE_FORMATS = ("auto", "npy", "skeleton", "nw-ucla", "pyskl")
-_SUFFIX_FORMATS = {".npy": "npy", ".skeleton": "skeleton", ".json": "nw-ucla"}
 
 
 @dataclass
@@ -80,15 +88,6 @@ class Prediction:
         }
 
 
-@dataclass
-class PoseSample:
-    """One sequence read from a pose file; ``layout`` is the reader's layout name, if it knows it."""
-
-    name: str
-    sequence: np.ndarray
-    layout: str | None = None
-
-
 class SkeletonModel:
     """A trained encoder (MAE checkpoint) or classifier, with the preprocessing it was trained with."""
 
@@ -106,22 +105,16 @@ class SkeletonModel:
             self.layout, self.window, train=False, test_crop=data["test_crop"], min_crop=data["min_crop"],
             planar=is_planar(self.channels), modality=self.modality, align_view=bool(data.get("align_view", False)),
         )
-        self.mae: SkeletonMAE | None = None
+        self.mae: PretrainMethod | None = None
         self.classifier = None
-        if self.kind == "mae":
-            self.mae = build_mae(state["model_args"])
-            try:
-                self.mae.load_state_dict(state["model"])
-            except RuntimeError as exc:
-                raise CheckpointError(f"{source}: weights do not fit the masked autoencoder: {exc}") from exc
-            self.encoder: SkeletonEncoder = self.mae.encoder
-        elif self.kind == "classifier":
+        if self.kind == "pretrain":
+            self.mae = method_from_checkpoint(state, source)
+            self.encoder: Encoder = self.mae.encoder
+        else:
             self.classifier = classifier_from_checkpoint(state, source)
             self.encoder = self.classifier.encoder
             if len(self.classes) != state["num_classes"]:
                 raise CheckpointError(f"{source}: {state['num_classes']} outputs but {len(self.classes)} class names")
-        else:
-            raise CheckpointError(f"{source}: unknown checkpoint kind {self.kind!r}; expected 'mae' or 'classifier'")
         self.network = (self.mae if self.mae is not None else self.classifier).to(self.device).eval()
 
     # -- description ------------------------------------------------------------------
@@ -184,7 +177,7 @@ class SkeletonModel:
         """Frozen clip features (N, D): encoder tokens averaged over persons, time and joints."""
         batch = self.batch(x)
         return torch.cat(
-            [self.encoder(chunk).mean(dim=(1, 2, 3)).float().cpu() for chunk in batch.split(batch_size)]
+            [self.encoder.pooled(chunk).float().cpu() for chunk in batch.split(batch_size)]
         ).numpy()
 
     @torch.no_grad()
@@ -208,7 +201,7 @@ class SkeletonModel:
         (persons kept, layout, NTU second-actor rule) and checked against its layout."""
         preparation = self.data.get("preparation") or {}
         samples = read_pose_file(
-            path, fmt, num_persons=self.num_persons, layout=self.layout,
+            path, fmt, max_persons=self.num_persons, layout=self.layout,
             second_actor=preparation.get("second_actor", "zeros"),
         )
         for sample in samples:
@@ -221,7 +214,7 @@ class SkeletonModel:
         if self.mae is None:
             raise SkelmaeError(f"{self.source}: reconstruction needs a pre-training (MAE) checkpoint, this is a {self.kind!r} one")
         if not isinstance(self.mae, SkeletonMAE):
-            raise SkelmaeError(f"{self.source}: reconstructions are drawn for the transformer MAE (model.arch=st_mae)")
+            raise SkelmaeError(f"{self.source}: reconstructions are drawn for the masked autoencoder (method.name=mae)")
         if self.modality != "joint":
             raise SkelmaeError(
                 f"{self.source}: the MAE was trained on the {self.modality!r} modality; reconstructions can be drawn "
@@ -247,75 +240,90 @@ def load(checkpoint: str | Path, device: str | torch.device = "cpu") -> Skeleton
     return SkeletonModel(load_checkpoint(checkpoint), str(checkpoint), device)
 
 
-# -- pose files -------------------------------------------------------------------------
-def _read_npy(path: Path) -> list[PoseSample]:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise DataFormatError(path, None, f"not a plain numeric .npy array ({exc})", "an array (T, V, C) or (T, M, V, C)") from exc
-    except OSError as exc:
-        raise DataFormatError(path, None, f"cannot read ({exc})") from exc
-    return [PoseSample(path.stem, arr)]
-
-
-def _annotations(obj: Any, path: Path) -> list[dict[str, Any]]:
-    if isinstance(obj, dict) and "annotations" in obj:
-        obj = obj["annotations"]
-    if isinstance(obj, dict):
-        obj = [obj]
-    if not isinstance(obj, list) or not obj or not all(isinstance(a, dict) for a in obj):
-        raise DataFormatError(
-            path, None, f"a pickled {type(obj).__name__} is not PYSKL annotations",
-            "one annotation dict, a list of them, or a dict with 'annotations'",
+# -- the commands predict, embed and visualize -------------------------------------------
+def predict_files(model: SkeletonModel, files: Sequence[str | Path], fmt: str = "auto", top_k: int = 5) -> list[dict[str, Any]]:
+    """Top-``top_k`` classes of every sequence in every pose file: one result dict per
+    sequence (``file``, ``sample``, ``label``, ``top``), or ``{"file", "error"}`` for a file
+    that cannot be read or does not fit the model, so one bad file does not stop the rest."""
+    if model.classifier is None:
+        raise SkelmaeError(
+            f"{model.source}: a pre-training (MAE) checkpoint has no classifier head; use a linear-probe or fine-tuned checkpoint"
         )
-    return obj
+    results: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            samples = model.read_pose_file(path, fmt)
+            batch = [model.preprocess(s.sequence, str(path) if len(samples) == 1 else f"{path} [{s.name}]") for s in samples]
+            predictions = model.predict(torch.stack(batch))
+        except SkelmaeError as exc:
+            results.append({"file": str(path), "error": str(exc)})
+            continue
+        results.extend({"file": str(path), "sample": s.name, **p.to_dict(top_k)} for s, p in zip(samples, predictions))
+    return results
 
 
-def _read_pyskl(path: Path, num_persons: int, layout: SkeletonLayout | None) -> list[PoseSample]:
-    from skelmae.data.formats.pyskl import annotation_to_sequence, unpickle_arrays
+def embed_split(
+    model: SkeletonModel,
+    data: str | Path,
+    split: str = "test",
+    out: str | Path = "embedding.png",
+    max_samples: int = 2000,
+    perplexity: float = 30.0,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> list[Path]:
+    """2-D t-SNE of the frozen clip features of a split (a seeded random subset of at most
+    ``max_samples``): the scatter ``out`` (PNG) and its points in ``out`` with suffix .csv.
+    Returns the files written."""
+    store = SkeletonStore(data)
+    indices = store.split(split)
+    if len(indices) > max_samples:
+        indices = np.sort(np.random.default_rng(seed).choice(indices, max_samples, replace=False))
+    if len(indices) < 4:
+        raise SkelmaeError(f"{data}: split {split!r} has {len(indices)} samples; t-SNE needs at least 4")
+    points = tsne(dataset_features(model, store, indices, batch_size), seed=seed, perplexity=perplexity)
+    labels = store.labels[indices]
+    name = store.manifest.get("name") or Path(data).name
+    title = f"t-SNE of frozen features: {Path(model.source).name} on {name} {split} ({len(indices)})"
+    out = Path(out)
+    return [
+        plot_embedding(points, labels, store.classes, out, title),
+        write_embedding_csv(out.with_suffix(".csv"), [store.names[i] for i in indices], labels, store.classes, points),
+    ]
 
-    samples = []
-    for i, ann in enumerate(_annotations(unpickle_arrays(path), path)):
-        sequence, found = annotation_to_sequence(ann, num_persons, layout, path, f"annotation {i}")
-        samples.append(PoseSample(str(ann.get("frame_dir", f"{path.stem}[{i}]")), sequence, found))
-    return samples
 
-
-def read_pose_file(
-    path: str | Path,
+def visualize_reconstruction(
+    model: SkeletonModel,
+    out: str | Path,
+    data: str | Path | None = None,
+    file: str | Path | None = None,
     fmt: str = "auto",
-    num_persons: int = 2,
-    layout: SkeletonLayout | None = None,
-    second_actor: str = "zeros",
-) -> list[PoseSample]:
-    """The sequences in one pose file. ``fmt`` ``auto`` goes by the suffix (.npy, .skeleton,
-    .json); pickles need ``fmt="pyskl"``, said explicitly. ``num_persons`` and ``layout``
-    (PYSKL: persons kept, layout instead of guessing it from the joint count) and
-    ``second_actor`` (NTU) are the dataset-preparation options; ``SkeletonModel.read_pose_file``
-    takes them from a checkpoint."""
-    path = Path(path)
-    if fmt not in POSE_FORMATS:
-        raise SkelmaeError(f"unknown pose format {fmt!r}; expected one of {', '.join(POSE_FORMATS)}")
-    if not path.is_file():
-        raise DataFormatError(path, None, "file not found")
-    if fmt == "auto":
-        suffix = path.suffix.lower()
-        if suffix in (".pkl", ".pickle"):
-            raise DataFormatError(
-                path, None, "is a pickle, and unpickling runs code from the file",
-                "--format pyskl (fmt='pyskl') if you trust this file",
-            )
-        if suffix not in _SUFFIX_FORMATS:
-            raise DataFormatError(path, None, f"unknown pose file type {path.suffix!r}", ".npy, .skeleton, .json or --format pyskl")
-        fmt = _SUFFIX_FORMATS[suffix]
-    if fmt == "npy":
-        return _read_npy(path)
-    if fmt == "pyskl":
-        return _read_pyskl(path, num_persons, layout)
-    if fmt == "skeleton":
-        from skelmae.data.formats.ntu import load_sequence
+    index: int = 0,
+    split: str | None = None,
+    name: str | None = None,
+    seed: int = 0,
+    camera: Camera = Camera(),
+    fps: float = 30.0,
+    sheet_frames: int = 8,
+    stride: int = 1,
+) -> list[Path]:
+    """Input, masked tokens and the MAE's reconstruction of one sample, drawn side by side.
 
-        return [PoseSample(path.name.split(".")[0], load_sequence(path, second_actor), "ntu25")]
-    from skelmae.data.formats.nw_ucla import load_sequence
-
-    return [PoseSample(path.stem, load_sequence(path), "kinect20")]
+    The sample is sample ``index`` (within ``split``) or ``name`` of the dataset ``data``,
+    or sequence ``index`` of the pose file ``file``. Returns the files written.
+    """
+    if (data is None) == (file is None):
+        raise SkelmaeError("give exactly one of data (a dataset folder) or file (a pose file)")
+    if data is not None:
+        store = SkeletonStore(data)
+        i = store.pick(index, split, name)
+        sequence, title = store.sequence(i), store.title(i)
+    else:
+        samples = model.read_pose_file(file, fmt)
+        if not 0 <= index < len(samples):
+            raise SkelmaeError(f"{file}: holds {len(samples)} sequence(s); index {index} is outside")
+        sequence, title = samples[index].sequence, samples[index].name
+    rec = model.reconstruct(sequence, seed=seed)
+    return render_reconstruction(
+        model.mae, rec, model.layout, model.channels, out, title, camera, fps=fps, sheet_frames=sheet_frames, stride=stride,
+    )

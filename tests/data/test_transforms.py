@@ -5,7 +5,8 @@ import torch.nn.functional as F
 
 from skelmae.data.layouts import LayoutError, get_layout
 from skelmae.data.transforms import (
-    AlignView, RandomFlip, RandomRotation, ToBone, ToMotion, ValidCropResize, build_transforms, resize_time, valid_length,
+    TRANSFORMS, AlignView, RandomFlip, RandomRotation, ToBone, ToMotion, ValidCropResize, build_transforms, resize_time,
+    valid_length,
 )
 
 NTU = get_layout("ntu25")
@@ -149,3 +150,12 @@ def test_align_view_needs_the_layout_axes_and_3d():
         build_transforms(get_layout("coco17"), 16, train=False, planar=True, align_view=True)
     steps = build_transforms(get_layout("ntu25"), 16, train=True, align_view=True).transforms
     assert isinstance(steps[0], AlignView)
+
+
+def test_transforms_are_registered_with_their_config():
+    assert TRANSFORMS.names() == ["align_view", "crop_resize", "rotation", "flip", "bone", "motion"]
+    assert TRANSFORMS.build("rotation", {"theta": 0.5, "axes": "y"}) == RandomRotation(0.5, axes="y")
+    assert TRANSFORMS.build("crop_resize", {"window": 16, "p_interval": [0.9]}) == ValidCropResize(16, (0.9,))
+    pipeline = build_transforms(NTU, 16, train=True, flip=0.5, modality="bone", align_view=True)
+    assert all(type(t) is TRANSFORMS.get(name).cls for t, name in zip(pipeline.transforms, TRANSFORMS))
+    assert repr(pipeline.transforms[1]) == "ValidCropResize(window=16, p_interval=(0.5, 1.0), min_crop=64)"

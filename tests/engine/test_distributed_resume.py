@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-TINY = ["data.window=16", "data.min_crop=8", "data.num_workers=0", "model.dim=32", "model.depth=2",
-        "model.heads=4", "train.progress=false"]
-DECODER = ["model.decoder_dim=16", "model.decoder_depth=1", "model.decoder_heads=2"]
+TINY = ["data.window=16", "data.min_crop=8", "data.num_workers=0", "model.transformer.dim=32", "model.transformer.depth=2",
+        "model.transformer.heads=4", "train.progress=false"]
+DECODER = ["method.mae.decoder_dim=16", "method.mae.decoder_depth=1", "method.mae.decoder_heads=2"]
 
 
 def _env() -> dict[str, str]:
@@ -70,25 +70,27 @@ def _kill_during_epoch(cmd_args, run: Path, epoch: int) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("protocol", ["pretrain", "finetune"])
-def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tiny_synth, tmp_path, protocol):
+@pytest.mark.parametrize("protocol", ["pretrain", "finetune", "linear"])
+def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tiny_synth, tiny_checkpoints, tmp_path, protocol):
     common = [*TINY, f"data.root={tiny_synth}", "data.batch_size=4", "train.epochs=4", "optim.warmup_epochs=1",
               "train.deterministic=true"]
     if protocol == "pretrain":
         common += DECODER
+    elif protocol == "finetune":
+        common += ["data.val_fraction=0.25", "model.transformer.drop_path=0.1"]  # dropout and drop path use the RNG
     else:
-        common += ["data.val_fraction=0.25", "model.drop_path=0.1"]  # dropout and drop path use the RNG
+        common += [f"init={tiny_checkpoints['mae']}", "data.val_fraction=0.25", "train.epochs=6"]  # augmented features
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     _skelmae([protocol, *common, f"train.output_dir={whole}"])
     _kill_during_epoch([protocol, *common, f"train.output_dir={broken}"], broken, epoch=2)
     assert not (broken / "summary.json").exists()
     _skelmae([protocol, "--resume", *common, f"train.output_dir={broken}"])
     a, b = _records(whole), _records(broken)
-    assert [r["epoch"] for r in b] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in b] == list(range(1, len(a) + 1))
     for ra, rb in zip(a, b):
         assert ra["train/loss"] == rb["train/loss"]
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (whole, broken))
-    if protocol == "finetune":
+    if protocol != "pretrain":
         assert sa["test"] == sb["test"] and sa["best_on_val"] == sb["best_on_val"]
 
 

@@ -27,7 +27,7 @@ def test_no_weight_decay_on_biases_and_norms():
     groups = param_groups(model, 0.05)
     decayed = [p for g in groups if g["weight_decay"] > 0 for p in g["params"]]
     assert len(decayed) == 1 and decayed[0] is model[0].weight
-    opt = build_optimizer(OptimConfig(), groups, torch.device("cpu"))
+    opt = build_optimizer(OptimConfig(lr=1e-3, betas=[0.9, 0.95]), groups, torch.device("cpu"))
     assert isinstance(opt, torch.optim.AdamW) and opt.defaults["betas"] == (0.9, 0.95)
 
 

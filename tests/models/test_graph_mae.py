@@ -1,26 +1,33 @@
 """SkeletonMAE-G: graph operations, masking, the loss, and pre-training + probing end to end."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from skelmae.config import LinearConfig, PretrainConfig, load_config
+from skelmae.config import LinearConfig, PretrainConfig, chosen, load_config
 from skelmae.data.layouts import get_layout
 from skelmae.data.storage import DatasetWriter, SkeletonStore
 from skelmae.engine.checkpoint import load_checkpoint
-from skelmae.engine.linear import run_linear
-from skelmae.engine.pretrain import run_pretrain
+from skelmae.engine.common import method_from_checkpoint
+from skelmae.engine.optim import classifier_param_groups
 from skelmae.errors import ConfigError
-from skelmae.models.build import build_classifier, build_mae, encoder_args, mae_args
-from skelmae.models.graph_mae import GINLayer, GraphEncoder, GraphMAE, scaled_cosine_error
-from skelmae.models.st_mae import fold_persons
+from skelmae.models.build import build_classifier, build_method, encoder_state, load_encoder_weights
+from skelmae.models.common import InputSpec, fold_persons
+from skelmae.models.graph_mae import GINConfig, GINLayer, GraphEncoder, GraphMAE, GraphMAEConfig, scaled_cosine_error
+from skelmae.models.strl import STRLNet
+from skelmae.protocols.linear import run_linear
+from skelmae.protocols.pretrain import run_pretrain
 
-SMALL = dict(feat_dim=16, hidden_dim=24)
+SMALL = GINConfig(feat_dim=16, hidden_dim=24)
+XYZ = ("x", "y", "z")
 
 
-def _mae(layout="ntu25", in_channels=3, **kw):
+def _mae(layout="ntu25", channels=XYZ, frames=8, **method):
     torch.manual_seed(0)
-    return GraphMAE(layout, in_channels, 8, **{**SMALL, **kw})
+    spec = InputSpec.of(layout, channels, frames)
+    return GraphMAE(GraphEncoder(spec, SMALL), spec, GraphMAEConfig(**method))
 
 
 def _hops(layout_name: str) -> np.ndarray:
@@ -55,7 +62,7 @@ def test_one_gin_layer_reaches_exactly_a_joint_and_its_neighbours(last):
 
 
 def test_encoder_receptive_field_is_its_depth_in_hops_within_one_frame_graph():
-    encoder = GraphEncoder("kinect20", 3, 4, feat_dim=8, hidden_dim=8, encoder_layers=3).eval()
+    encoder = GraphEncoder(InputSpec.of("kinect20", XYZ, 4), GINConfig(feat_dim=8, hidden_dim=8, encoder_layers=3)).eval()
     hops = _hops("kinect20")
     x = torch.randn(2, 3, 4, 20, 2)
     base = encoder(x)
@@ -70,7 +77,7 @@ def test_encoder_receptive_field_is_its_depth_in_hops_within_one_frame_graph():
 
 
 def test_bodypart_masks_whole_groups_drawn_per_frame():
-    model = _mae(mask_strategy="bodypart", regions=2)
+    model = _mae(mask="bodypart", regions=2)
     mask = model.choose_mask(4, 50, torch.device("cpu"), torch.Generator().manual_seed(0))
     groups = get_layout("ntu25").groups
     per_group = torch.stack([mask[..., list(js)].float().mean(-1) for js in groups.values()], dim=-1)
@@ -84,7 +91,7 @@ def test_bodypart_masks_whole_groups_drawn_per_frame():
 
 
 def test_random_joint_masking_masks_a_fixed_count():
-    model = _mae(mask_strategy="random", mask_ratio=0.5)
+    model = _mae(mask="random", ratio=0.5)
     mask = model.choose_mask(3, 10, torch.device("cpu"), torch.Generator().manual_seed(0))
     assert (mask.sum(-1) == round(0.5 * 25)).all()
 
@@ -143,7 +150,7 @@ def test_scaled_cosine_error_definition_and_zero_targets():
 
 
 def test_forward_loss_targets_and_masks():
-    model = _mae(mask_strategy="bodypart", edge_weight=0.0)
+    model = _mae(mask="bodypart", edge_weight=0.0)
     x = torch.randn(2, 3, 8, 25, 2)
     out = model(x, generator=torch.Generator().manual_seed(0))
     seq = fold_persons(x)
@@ -157,13 +164,14 @@ def test_forward_loss_targets_and_masks():
 
 @pytest.mark.parametrize(
     "layout, channels, coords",
-    [("ntu25", 3, 3), ("kinect20", 3, 3), ("coco17", 3, 2), ("coco17", 2, 2)],
+    [("ntu25", XYZ, 3), ("kinect20", XYZ, 3), ("coco17", ("x", "y", "score"), 2), ("coco17", ("x", "y"), 2)],
 )
 @pytest.mark.parametrize("edge_weight", [0.0, 1.0])
 def test_shapes_in_2d_and_3d(layout, channels, coords, edge_weight):
     v = get_layout(layout).num_joints
-    model = _mae(layout, channels, coord_channels=coords, edge_weight=edge_weight)
-    x = torch.randn(3, channels, 8, v, 2)
+    model = _mae(layout, channels, edge_weight=edge_weight)
+    assert model.coord_channels == coords  # from the channel names: a 2D pose has no z
+    x = torch.randn(3, len(channels), 8, v, 2)
     out = model(x)
     assert out.pred.shape == (6, 8 * v, coords) and torch.isfinite(out.loss)
     assert model.encoder(x).shape == (3, 2, 8, v, 24)
@@ -173,7 +181,7 @@ def test_shapes_in_2d_and_3d(layout, channels, coords, edge_weight):
 
 
 def test_score_channel_is_an_input_but_not_a_target():
-    model = _mae("coco17", 3, coord_channels=2).eval()
+    model = _mae("coco17", ("x", "y", "score")).eval()
     seq = torch.randn(2, 8, 17, 3)
     other = seq.clone()
     other[..., 2] = torch.rand(2, 8, 17)
@@ -187,7 +195,8 @@ def test_a_few_steps_lower_the_loss_on_synthetic_poses(tiny_synth):
     store = SkeletonStore(tiny_synth)
     clips = [store.sequence(i)[:16] for i in range(4)]
     x = torch.from_numpy(np.stack(clips)).permute(0, 4, 1, 3, 2).contiguous()  # (N, C, T, V, M)
-    model = GraphMAE("ntu25", 3, 16, feat_dim=32, hidden_dim=32, edge_weight=0.5)
+    spec = InputSpec.of(store.layout, store.channels, 16)
+    model = GraphMAE(GraphEncoder(spec, GINConfig(feat_dim=32, hidden_dim=32)), spec, GraphMAEConfig(edge_weight=0.5))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731 - the same masks every step
     first = model(x, generator=gen()).loss.item()
@@ -201,38 +210,76 @@ def test_a_few_steps_lower_the_loss_on_synthetic_poses(tiny_synth):
 
 def test_invalid_configuration():
     with pytest.raises(ValueError, match="bodypart or random"):
-        _mae(mask_strategy="motion")
+        _mae(mask="motion")
     with pytest.raises(ValueError, match="not groups of layout"):
         _mae(fixed_regions=["tail"])
     with pytest.raises(ValueError, match="between 1 and 5"):
         _mae(regions=6)
-    with pytest.raises(ValueError, match="coord_channels"):
-        _mae(coord_channels=4)
+    with pytest.raises(ValueError, match="decoder needs at least one"):
+        _mae(decoder_layers=0)
+    spec = InputSpec.of("ntu25", XYZ, 8)
+    gin = {"name": "gin", "config": {}}
+    # the coordinate channels follow from the channel names; the method has no such option
+    with pytest.raises(ConfigError, match="unknown key"):
+        build_method({"name": "graph_mae", "config": {"coord_channels": 4}}, gin, spec)
+    with pytest.raises(ConfigError, match="between 1 and 5"):
+        build_method({"name": "graph_mae", "config": {"regions": 6}}, gin, spec)
+    with pytest.raises(ConfigError, match="at least one GIN layer"):
+        build_method({"name": "graph_mae", "config": {}}, {"name": "gin", "config": {"encoder_layers": 0}}, spec)
 
 
-def test_builders_dispatch_on_arch():
-    cfg = load_config(PretrainConfig, "graph/pretrain", ["model.graph.edge_weight=0.5"])
+def test_builders_dispatch_on_the_registered_names():
+    cfg = load_config(PretrainConfig, "graph/pretrain", ["method.graph_mae.edge_weight=0.5"])
     recipe = (cfg.optim.name, cfg.optim.lr, cfg.data.batch_size, cfg.train.epochs, cfg.data.window)
-    assert recipe == ("adam", 1.5e-4, 1024, 50, 64) and cfg.mask.strategy == "bodypart"
-    layout = get_layout("coco17")
-    args = mae_args(cfg.model, cfg.mask, layout, ["x", "y", "score"], cfg.data.window)
-    assert args["arch"] == "graph_mae" and args["coord_channels"] == 2 and args["in_channels"] == 3
-    mae = build_mae(args)
+    assert recipe == ("adam", 1.5e-4, 1024, 50, 64) and cfg.method.graph_mae.mask == "bodypart"
+    backbone, method = chosen(cfg.model), chosen(cfg.method)
+    assert backbone == {"name": "gin", "config": {"feat_dim": 64, "hidden_dim": 64, "encoder_layers": 3}}
+    assert method["name"] == "graph_mae" and method["config"]["edge_weight"] == 0.5
+    spec = InputSpec.of("coco17", ["x", "y", "score"], cfg.data.window)
+    mae = build_method(method, backbone, spec)
     assert isinstance(mae, GraphMAE) and mae.edge_weight == 0.5
-    rebuilt = build_mae(args)
-    rebuilt.load_state_dict(mae.state_dict())  # the arguments rebuild the same model
-    probe = build_classifier(encoder_args(args), "linear", 5)
-    assert isinstance(probe.encoder, GraphEncoder) and probe.encoder.args == encoder_args(args)
+    assert mae.coord_channels == 2 and mae.encoder.lift.in_features == 3
+    rebuilt = build_method(method, backbone, spec)
+    rebuilt.load_state_dict(mae.state_dict())  # the description rebuilds the same model
+    probe = build_classifier(backbone, {"name": "linear", "config": {}}, spec, 5)
+    assert isinstance(probe.encoder, GraphEncoder)
+    load_encoder_weights(probe.encoder, encoder_state(mae.state_dict(), "mae"), "mae")  # same description, same weights
     assert probe(torch.randn(2, 3, 64, 17, 2)).shape == (2, 5)
-    assert build_classifier(encoder_args(args), "mlp", 5)(torch.randn(2, 3, 64, 17, 2)).shape == (2, 5)
-    with pytest.raises(ConfigError, match="model.arch"):
-        mae_args(load_config(PretrainConfig, None, ["model.arch=gcn"]).model, cfg.mask, layout, ["x", "y"], 64)
+    mlp = build_classifier(backbone, {"name": "mlp", "config": {}}, spec, 5)
+    assert mlp(torch.randn(2, 3, 64, 17, 2)).shape == (2, 5)
+    with pytest.raises(ConfigError, match="unknown backbone 'gcn'"):
+        chosen(load_config(PretrainConfig, None, ["model.arch=gcn"]).model)
+    with pytest.raises(ConfigError, match="unknown backbone 'gcn'"):
+        build_classifier({"name": "gcn", "config": {}}, {"name": "linear", "config": {}}, spec, 5)
+    with pytest.raises(ConfigError, match="model.arch=gin"):
+        build_method(method, chosen(load_config(PretrainConfig).model), spec)
+
+
+@pytest.mark.parametrize("head", ["mlp", "strl"])
+def test_layer_wise_lr_decay_reaches_every_gin_layer(head):
+    spec = InputSpec.of("ntu25", XYZ, 8)
+    net = build_classifier({"name": "gin", "config": {"feat_dim": 16, "hidden_dim": 16, "encoder_layers": 3}},
+                           {"name": head, "config": {}}, spec, 5)
+    encoder = net.encoder
+    assert encoder.num_layers == 4  # lift + joint embedding, then 3 GIN layers
+    groups = classifier_param_groups(net, 0.05, layer_decay=0.5)
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    assert len(scale) == sum(1 for p in net.parameters() if p.requires_grad)
+    assert scale[id(encoder.lift.weight)] == scale[id(encoder.joint_embed)] == 0.5**4
+    for i, layer in enumerate(encoder.layers):
+        assert {scale[id(p)] for p in layer.parameters()} == {0.5 ** (3 - i)}, f"GIN layer {i}"
+    head_params = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
+    assert {scale[id(p)] for p in head_params} == {1.0}  # the head (and STRL's own layers) on top
+    assert len({g["lr_scale"] for g in groups}) == 5
+    if head == "strl":
+        assert isinstance(net, STRLNet)
+    flat = classifier_param_groups(net, 0.05, layer_decay=1.0)
+    assert {g["lr_scale"] for g in flat} == {1.0}
 
 
 # ---- end to end through the engine -------------------------------------------------------
 
-TINY = ["model.arch=graph_mae", "model.graph.feat_dim=16", "model.graph.hidden_dim=16",
-        "data.window=16", "data.min_crop=8", "data.batch_size=8", "data.num_workers=0", "train.progress=false"]
+GRAPH = ["model.arch=gin", "model.gin.feat_dim=16", "model.gin.hidden_dim=16"]
 
 
 @pytest.fixture(scope="module")
@@ -255,19 +302,28 @@ def coco_scores(tmp_path_factory):
     return out
 
 
+def _epoch_losses(run_dir) -> list[float]:
+    lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["train/loss"] for line in lines if "train/loss" in line]
+
+
 @pytest.mark.parametrize("data", ["tiny_synth", "coco_scores"])
-def test_pretrain_then_linear_probe_with_graph_mae(data, request, tmp_path):
+def test_pretrain_then_linear_probe_with_graph_mae(data, request, tmp_path, tiny):
     root = request.getfixturevalue(data)
-    common = TINY + [f"data.root={root}"]
-    pre = common + ["mask.strategy=bodypart", "model.graph.edge_weight=0.5", f"train.output_dir={tmp_path / 'pre'}",
-                    "optim.warmup_epochs=1"]
+    small_batch = [o for o in tiny.data if not o.startswith("data.batch_size=")] + ["data.batch_size=8"]
+    common = small_batch + GRAPH + [f"data.root={root}"]
+    pre = common + ["method.name=graph_mae", "method.graph_mae.mask=bodypart", "method.graph_mae.edge_weight=0.5",
+                    f"train.output_dir={tmp_path / 'pre'}", "optim.warmup_epochs=1"]
     summary = run_pretrain(load_config(PretrainConfig, None, pre + ["train.epochs=2"]))
-    assert summary["final_loss"] > 0
-    ckpt = load_checkpoint(tmp_path / "pre" / "last.pt", kind="mae")
-    assert ckpt["model_args"]["arch"] == "graph_mae"
-    build_mae(ckpt["model_args"]).load_state_dict(ckpt["model"])
+    ckpt = load_checkpoint(tmp_path / "pre" / "last.pt", kind="pretrain")
+    assert ckpt["backbone"] == {"name": "gin", "config": {"feat_dim": 16, "hidden_dim": 16, "encoder_layers": 3}}
+    assert ckpt["method"]["name"] == "graph_mae" and ckpt["method"]["config"]["edge_weight"] == 0.5
+    assert isinstance(method_from_checkpoint(ckpt, "pre"), GraphMAE)  # the description rebuilds it
     resumed = run_pretrain(load_config(PretrainConfig, None, pre + ["train.epochs=3"]), resume=True)
     assert resumed["epochs"] == 3 and load_checkpoint(tmp_path / "pre" / "last.pt")["epoch"] == 2
+    losses = _epoch_losses(tmp_path / "pre")
+    assert len(losses) == 3 and summary["final_loss"] == losses[1] and resumed["final_loss"] == losses[2]
+    assert losses[2] < losses[0]  # three short epochs already lower the masked-joint error
 
     lin = load_config(LinearConfig, None, common + [
         f"init={tmp_path / 'pre' / 'last.pt'}", f"train.output_dir={tmp_path / 'lin'}", "train.epochs=3",
@@ -275,7 +331,9 @@ def test_pretrain_then_linear_probe_with_graph_mae(data, request, tmp_path):
     ])
     result = run_linear(lin)
     assert result["test"]["samples"] == len(SkeletonStore(root).split("test"))
+    probe_losses = _epoch_losses(tmp_path / "lin")
+    assert len(probe_losses) == 3 and probe_losses[-1] < probe_losses[0]  # the probe learns on frozen features
     probe = load_checkpoint(tmp_path / "lin" / "last.pt", kind="classifier")
-    assert probe["model_args"]["arch"] == "graph_mae"
+    assert probe["backbone"] == ckpt["backbone"] and probe["head"]["name"] == "linear"
     pretrained = load_checkpoint(tmp_path / "pre" / "last.pt")["model"]
     assert all(torch.equal(probe["model"][k], v) for k, v in pretrained.items() if k.startswith("encoder."))  # frozen

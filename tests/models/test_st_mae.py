@@ -1,17 +1,24 @@
 import pytest
 import torch
 
-from skelmae.models.heads import FinetuneHead, LinearProbeHead, SkeletonClassifier
+from skelmae.errors import ConfigError
+from skelmae.models.build import build_classifier, build_method, encoder_state, load_encoder_weights
+from skelmae.models.common import BACKBONES, HEADS, METHODS, InputSpec, fold_persons
+from skelmae.models.heads import LinearClassifier, LinearProbeHead, MLPClassifier, MLPHeadConfig
 from skelmae.models.masking import STRATEGIES
-from skelmae.models.st_mae import SkeletonEncoder, SkeletonMAE, fold_persons, masked_mse, motion_target, patchify
+from skelmae.models.st_mae import (
+    MAEConfig, SkeletonEncoder, SkeletonMAE, TransformerConfig, masked_mse, motion_target, patchify,
+)
 
-SMALL = dict(in_channels=3, num_joints=25, num_frames=16, segment=4, dim=32, depth=2, heads=4,
-             decoder_dim=16, decoder_depth=1, decoder_heads=2)
+SPEC = InputSpec.of("ntu25", ["x", "y", "z"], 16)
+BACKBONE = dict(segment=4, dim=32, depth=2, heads=4)
+DECODER = dict(decoder_dim=16, decoder_depth=1, decoder_heads=2)
 
 
-def _mae(**kw):
+def _mae(frames=16, **method):
     torch.manual_seed(0)
-    return SkeletonMAE(**{**SMALL, **kw})
+    spec = SPEC.with_frames(frames)
+    return SkeletonMAE(SkeletonEncoder(spec, TransformerConfig(**BACKBONE)), spec, MAEConfig(**{**DECODER, **method}))
 
 
 def test_patchify_token_layout():
@@ -33,7 +40,7 @@ def test_fold_persons_keeps_persons_of_a_sample_adjacent():
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_output_shapes_and_exact_visible_count(strategy):
-    model = _mae(mask_strategy=strategy, mask_ratio=0.9)
+    model = _mae(mask=strategy, ratio=0.9)
     seen = []
     model.encoder.blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
     x = torch.randn(3, 3, 16, 25, 2)
@@ -46,7 +53,7 @@ def test_output_shapes_and_exact_visible_count(strategy):
 
 
 def test_masked_tokens_never_reach_the_encoder():
-    model = _mae(mask_strategy="random").eval()
+    model = _mae(mask="random").eval()
     x = torch.randn(2, 3, 16, 25, 2)
     patches = patchify(fold_persons(x), 4)
     mask = model.choose_mask(patches, torch.Generator().manual_seed(1))
@@ -77,7 +84,7 @@ def test_loss_ignores_visible_tokens():
 
 
 def test_forward_loss_is_masked_mse_and_has_no_gradient_from_visible_predictions():
-    model = _mae(mask_strategy="random")
+    model = _mae(mask="random")
     out = model(torch.randn(2, 3, 16, 25, 2))
     assert torch.allclose(out.loss, masked_mse(out.pred, out.target, out.mask))
     grad = torch.autograd.grad(out.loss, out.pred)[0]
@@ -88,15 +95,15 @@ def test_targets():
     seq = torch.randn(2, 8, 25, 3)
     motion = motion_target(seq)
     assert torch.equal(motion[:, :-1], seq[:, 1:] - seq[:, :-1]) and (motion[:, -1] == 0).all()
-    raw = _mae(target="coords", norm_target=False, num_frames=8)
+    raw = _mae(target="coords", norm_target=False, frames=8)
     assert torch.equal(raw.make_target(seq), patchify(seq, 4).flatten(1, 2))
-    normed = _mae(target="motion", norm_target=True, num_frames=8).make_target(seq)
+    normed = _mae(target="motion", norm_target=True, frames=8).make_target(seq)
     assert torch.allclose(normed.mean(-1), torch.zeros(2, 50), atol=1e-5)
     assert torch.allclose(normed.var(-1), torch.ones(2, 50), atol=1e-3)
 
 
 def test_training_step_reduces_loss():
-    model = _mae(mask_strategy="spatiotemporal", target="coords")
+    model = _mae(mask="spatiotemporal", target="coords")
     x = torch.randn(4, 3, 16, 25, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731 - same mask every step
@@ -110,21 +117,66 @@ def test_training_step_reduces_loss():
 
 
 def test_encoder_and_heads():
-    enc = SkeletonEncoder(3, 25, 16, 4, dim=32, depth=2, heads=4)
+    enc = SkeletonEncoder(SPEC, TransformerConfig(segment=4, dim=32, depth=2, heads=4))
     x = torch.randn(5, 3, 16, 25, 2)
     feats = enc(x)
     assert feats.shape == (5, 2, 4, 25, 32)
-    probe = SkeletonClassifier(enc, LinearProbeHead(32, 7))
+    assert torch.allclose(enc.pooled(x), feats.mean(dim=(1, 2, 3)))
+    probe = LinearClassifier(enc, 7)
+    assert isinstance(probe.head, LinearProbeHead)
     assert probe(x).shape == (5, 7) and probe.features(x).shape == (5, 32)
     assert not probe.head.norm.affine
-    tune = SkeletonClassifier(enc, FinetuneHead(32, 25, 7, hidden=64))
-    assert tune(x).shape == (5, 7)
+    tune = MLPClassifier(enc, 7, MLPHeadConfig(hidden=64))
+    assert tune(x).shape == (5, 7) and tune.head.mlp[0].out_features == 64
+
+
+def test_encoder_layers_for_layer_wise_lr_decay():
+    enc = SkeletonEncoder(SPEC, TransformerConfig(**BACKBONE))
+    assert enc.num_layers == 3  # embeddings + 2 blocks
+    layers = {name: enc.layer_id(name) for name, _ in enc.named_parameters()}
+    assert layers["embed.weight"] == layers["temporal_pos"] == layers["spatial_pos"] == 0
+    assert layers["blocks.0.attn.qkv.weight"] == 1 and layers["blocks.1.mlp.0.bias"] == 2
+    assert layers["norm.weight"] == 3  # on top, with the head
+
+
+def test_descriptions_build_the_same_models():
+    backbone = BACKBONES.describe("transformer", TransformerConfig(**BACKBONE))
+    method = METHODS.describe("mae", MAEConfig(**DECODER, mask="random"))
+    assert backbone == {"name": "transformer", "config": {**BACKBONE, "mlp_ratio": 4.0, "drop_path": 0.0}}
+    built = build_method(method, backbone, SPEC)
+    assert isinstance(built, SkeletonMAE) and isinstance(built.encoder, SkeletonEncoder)
+    assert built.mask_strategy == "random" and built.decoder_embed.out_features == 16
+    # the description's state-dict keys are those of the directly built model (checkpoints stay readable)
+    assert built.state_dict().keys() == _mae(mask="random").state_dict().keys()
+    built.load_state_dict(_mae(mask="random").state_dict())
+    classifier = build_classifier(backbone, HEADS.describe("mlp", MLPHeadConfig(hidden=64)), SPEC, 7)
+    load_encoder_weights(classifier.encoder, encoder_state(built.state_dict(), "mae"), "mae")
+    assert all(torch.equal(a, b) for a, b in zip(classifier.encoder.state_dict().values(), built.encoder.state_dict().values()))
+
+
+def test_pretrained_temporal_embedding_is_resampled_for_another_clip_length():
+    short = _mae(frames=16).encoder
+    longer = SkeletonEncoder(SPEC.with_frames(32), TransformerConfig(**BACKBONE))
+    load_encoder_weights(longer, short.state_dict(), "mae")
+    assert longer.temporal_pos.shape == (1, 8, 1, 32)
+    assert torch.equal(longer.spatial_pos, short.spatial_pos)
+    constant = short.state_dict()
+    constant["temporal_pos"] = torch.ones_like(constant["temporal_pos"])
+    load_encoder_weights(longer, constant, "mae")
+    assert torch.allclose(longer.temporal_pos, torch.ones(1, 8, 1, 32))
 
 
 def test_invalid_configuration():
-    with pytest.raises(ValueError, match="mask_strategy"):
-        _mae(mask_strategy="tube")
+    with pytest.raises(ValueError, match="mask must be one of"):
+        _mae(mask="tube")
     with pytest.raises(ValueError, match="target"):
         _mae(target="velocity")
     with pytest.raises(ValueError, match="not a multiple"):
-        _mae(num_frames=18)
+        _mae(frames=18)
+    backbone = {"name": "transformer", "config": BACKBONE}
+    with pytest.raises(ConfigError, match="mask must be one of"):
+        build_method({"name": "mae", "config": {**DECODER, "mask": "tube"}}, backbone, SPEC)
+    with pytest.raises(ConfigError, match="unknown key"):
+        build_method({"name": "mae", "config": {"mask_ratio": 0.9}}, backbone, SPEC)  # the old key name
+    with pytest.raises(ConfigError, match="model.arch=gin"):
+        build_method({"name": "graph_mae", "config": {}}, backbone, SPEC)

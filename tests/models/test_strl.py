@@ -4,27 +4,31 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skelmae.config import FinetuneConfig, MaskConfig, load_config
+from skelmae.config import FinetuneConfig, PretrainConfig, chosen, load_config
 from skelmae.data.layouts import get_layout
 from skelmae.errors import ConfigError
-from skelmae.models.build import (
-    build_classifier, build_mae, encoder_args, encoder_state_from, load_encoder_weights, mae_args,
-)
-from skelmae.models.graph_mae import GraphEncoder, GraphMAE
-from skelmae.models.strl import MultiScaleTemporalConv, STRLNet
+from skelmae.models.build import build_classifier, build_method, encoder_state, load_encoder_weights
+from skelmae.models.common import InputSpec
+from skelmae.models.graph_mae import GINConfig, GraphEncoder, GraphMAE
+from skelmae.models.st_mae import SkeletonMAE
+from skelmae.models.strl import MultiScaleTemporalConv, STRLConfig, STRLNet
+
+CHANNELS = {"ntu25": ["x", "y", "z"], "kinect20": ["x", "y", "z"], "coco17": ["x", "y", "score"]}
+GIN = {"name": "gin", "config": {"feat_dim": 16, "hidden_dim": 24}}
+STRL = {"name": "strl", "config": {}}
 
 
-def _net(layers=3, layout="ntu25", channels=3, frames=12, **kw):
+def _net(layers=3, layout="ntu25", frames=12, **kw):
     torch.manual_seed(0)
-    encoder = GraphEncoder(layout, channels, frames, feat_dim=16, hidden_dim=24)
-    return STRLNet(encoder, num_classes=5, layers=layers, **kw)
+    encoder = GraphEncoder(InputSpec.of(layout, CHANNELS[layout], frames), GINConfig(feat_dim=16, hidden_dim=24))
+    return STRLNet(encoder, 5, STRLConfig(layers=layers, **kw))
 
 
-@pytest.mark.parametrize("layout, channels", [("ntu25", 3), ("coco17", 3), ("kinect20", 3)])
-def test_forward_backward_reaches_every_parameter(layout, channels):
-    net = _net(layout=layout, channels=channels)
+@pytest.mark.parametrize("layout", ["ntu25", "coco17", "kinect20"])
+def test_forward_backward_reaches_every_parameter(layout):
+    net = _net(layout=layout)
     v = get_layout(layout).num_joints
-    x = torch.randn(3, channels, 12, v, 2)
+    x = torch.randn(3, 3, 12, v, 2)
     logits = net(x)
     assert logits.shape == (3, 5) and net.features(x).shape == (3, 16)
     F.cross_entropy(logits, torch.tensor([0, 1, 2]), label_smoothing=0.1).backward()
@@ -66,14 +70,16 @@ def test_spatial_module_joins_each_joint_with_the_frame_sum_of_the_encoder():
 
 
 def test_pretrained_encoder_is_loaded_and_fine_tuned():
-    mae = GraphMAE("coco17", 3, 12, coord_channels=2, feat_dim=16, hidden_dim=24)
+    spec = InputSpec.of("coco17", CHANNELS["coco17"], 12)
+    mae = build_method({"name": "graph_mae", "config": {}}, GIN, spec)
+    assert isinstance(mae, GraphMAE) and mae.coord_channels == 2  # (x, y, score): the score is no target
     with torch.no_grad():
         for p in mae.encoder.parameters():
             p.add_(torch.randn_like(p))
-    args = {"arch": "graph_mae", **mae.encoder.args}
-    net = build_classifier(encoder_args(args), "strl", 5)
+    net = build_classifier(GIN, STRL, spec, 5)  # the same backbone description as the pre-trained model
+    assert isinstance(net, STRLNet) and isinstance(net.encoder, GraphEncoder)
     scratch = net(torch.randn(2, 3, 12, 17, 2)).detach()
-    load_encoder_weights(net.encoder, encoder_state_from({"model": mae.state_dict()}, "mae"), "mae")
+    load_encoder_weights(net.encoder, encoder_state(mae.state_dict(), "mae"), "mae")
     assert all(torch.equal(a, b) for a, b in zip(net.encoder.state_dict().values(), mae.encoder.state_dict().values()))
     x = torch.randn(2, 3, 12, 17, 2)
     assert not torch.allclose(net(x), scratch)
@@ -112,18 +118,23 @@ def test_multiscale_temporal_conv_keeps_shape_and_mixes_frames():
 
 def test_finetune_preset_builds_strl():
     cfg = load_config(FinetuneConfig, "graph/finetune")
-    assert cfg.head == "strl" and cfg.model.arch == "graph_mae"
+    assert cfg.head.name == "strl" and cfg.model.arch == "gin"
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.warmup_epochs) == ("sgd", 0.1, 0.9, 5)
     assert (cfg.optim.schedule, cfg.optim.milestones, cfg.train.epochs) == ("step", [90, 100], 110)
     assert (cfg.label_smoothing, cfg.data.batch_size, cfg.data.window) == (0.1, 128, 64)
-    args = mae_args(cfg.model, MaskConfig(), get_layout("coco17"), ["x", "y", "score"], cfg.data.window)
-    net = build_classifier(encoder_args(args), cfg.head, 7, cfg.head_dropout, strl_layers=cfg.model.graph.strl_layers)
-    assert isinstance(net, STRLNet) and len(net.layers) == 3
+    assert chosen(cfg.head) == {"name": "strl", "config": {"layers": 3, "dropout": 0.3}}
+    assert chosen(cfg.model)["name"] == "gin"
+    spec = InputSpec.of("coco17", CHANNELS["coco17"], cfg.data.window)
+    net = build_classifier(chosen(cfg.model), chosen(cfg.head), spec, 7)
+    assert isinstance(net, STRLNet) and len(net.layers) == 3 and net.head[2].p == 0.3
     assert net(torch.randn(2, 3, 64, 17, 2)).shape == (2, 7)
 
 
 def test_strl_needs_a_graph_encoder():
-    st_args = mae_args(load_config(FinetuneConfig).model, MaskConfig(), get_layout("ntu25"), ["x", "y", "z"], 16)
-    with pytest.raises(ConfigError, match="graph_mae"):
-        build_classifier(encoder_args(st_args), "strl", 5)
-    assert build_mae(st_args).__class__.__name__ == "SkeletonMAE"
+    transformer = chosen(load_config(FinetuneConfig).model)
+    assert transformer["name"] == "transformer"
+    spec = InputSpec.of("ntu25", CHANNELS["ntu25"], 16)
+    with pytest.raises(ConfigError, match="model.arch=gin"):
+        build_classifier(transformer, STRL, spec, 5)
+    method = chosen(load_config(PretrainConfig).method)
+    assert isinstance(build_method(method, transformer, spec), SkeletonMAE)

@@ -32,12 +32,12 @@ def test_no_curves_without_figures(tmp_path):
     assert not (tmp_path / "c.png").exists()
 
 
-def test_every_run_dir_draws_its_curves_on_close(tmp_path):
+def test_plots_come_from_the_callback_not_the_run_dir(tmp_path):
     run = RunDir(tmp_path / "run", tensorboard=False)
     for epoch in (1, 2, 3):
         run.log(epoch * 5, epoch=epoch, **{"train/loss": 1.0 / epoch, "train/lr": 0.01})
     run.close()
-    assert (tmp_path / "run" / "curves.png").is_file()
+    assert not (tmp_path / "run" / "curves.png").exists()
     RunDir(tmp_path / "other", active=False).close()
     assert not (tmp_path / "other").exists()
 
@@ -90,20 +90,22 @@ def read_confusion(path):
 
 def test_finetuning_and_evaluate_write_confusion_matrices(tiny_synth, tiny_checkpoints, tmp_path):
     from skelmae.config import FinetuneConfig, load_config
-    from skelmae.engine.finetune import run_finetune
-    from skelmae.eval.evaluate import run_evaluate
+    from skelmae.protocols.evaluate import run_evaluate
+    from skelmae.protocols.finetune import run_finetune
+    from skelmae.viz.callbacks import run_plots
 
     cfg = load_config(FinetuneConfig, None, [
         "data.window=16", "data.min_crop=8", "data.batch_size=16", "data.num_workers=0", "data.val_fraction=0",
-        "model.dim=32", "model.depth=1", "model.heads=4", "train.progress=false", "train.epochs=1",
+        "model.transformer.dim=32", "model.transformer.depth=1", "model.transformer.heads=4", "train.progress=false", "train.epochs=1",
         "optim.warmup_epochs=0", f"data.root={tiny_synth}", f"train.output_dir={tmp_path / 'ft'}",
     ])
-    summary = run_finetune(cfg, protocol="scratch")
+    summary = run_finetune(cfg, protocol="scratch", callbacks=run_plots())
     cm = read_confusion(tmp_path / "ft" / "confusion.csv")
     assert cm.sum() == summary["test"]["samples"] and (tmp_path / "ft" / "confusion.png").is_file()
     assert 100 * np.trace(cm) / cm.sum() == pytest.approx(summary["test"]["top1"], abs=1e-3)
 
-    result = run_evaluate(str(tiny_checkpoints["classifier"]), out_dir=str(tmp_path / "eval"), batch_size=8, num_workers=0)
+    result = run_evaluate(str(tiny_checkpoints["classifier"]), out_dir=str(tmp_path / "eval"), batch_size=8, num_workers=0,
+                          callbacks=run_plots())
     cm = read_confusion(tmp_path / "eval" / "confusion.csv")
     assert cm.sum() == result["samples"] and (tmp_path / "eval" / "confusion.png").is_file()
     assert 100 * np.trace(cm) / cm.sum() == pytest.approx(result["top1"], abs=1e-3)

@@ -7,13 +7,16 @@ import torch
 from skelmae.engine.checkpoint import load_checkpoint
 from skelmae.errors import SkelmaeError
 from skelmae.inference import SkeletonModel, load
-from skelmae.models.st_mae import SkeletonMAE, fold_persons, patchify
+from skelmae.models.common import InputSpec
+from skelmae.models.st_mae import MAEConfig, SkeletonEncoder, SkeletonMAE, TransformerConfig, fold_persons, patchify
 from skelmae.viz.reconstruct import predicted_positions, reconstruct, reconstruction_panels, unpatchify
 
 
 def tiny_mae(target: str, norm_target: bool) -> SkeletonMAE:
-    return SkeletonMAE(3, 25, 16, segment=4, dim=32, depth=1, heads=4, decoder_dim=16, decoder_depth=1,
-                       decoder_heads=2, mask_strategy="random", target=target, norm_target=norm_target)
+    spec = InputSpec.of("ntu25", ["x", "y", "z"], 16)
+    encoder = SkeletonEncoder(spec, TransformerConfig(segment=4, dim=32, depth=1, heads=4))
+    method = MAEConfig(decoder_dim=16, decoder_depth=1, decoder_heads=2, mask="random", target=target, norm_target=norm_target)
+    return SkeletonMAE(encoder, spec, method)
 
 
 def test_unpatchify_inverts_patchify():

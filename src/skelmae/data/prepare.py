@@ -1,11 +1,11 @@
 """``skelmae data prepare``: raw dataset -> canonical dataset folder, in parallel and crash-safe.
 
-A format module (``skelmae.data.formats.*``) describes its input as an :class:`ImportPlan`:
-dataset facts (layout, channels, persons, classes, split names, provenance) plus a list
-of work items (usually files) and a picklable ``load`` function turning one item into
-samples. :func:`run_import` maps ``load`` over the items in worker processes and writes
-every sample through :class:`DatasetWriter`. Results come back in item order, so the
-dataset is identical for any number of workers.
+A registered dataset format (:data:`skelmae.data.formats.FORMATS`) describes its input as
+an :class:`ImportPlan`: dataset facts (layout, channels, persons, classes, split names,
+provenance) plus a list of work items (usually files) and a picklable ``load`` function
+turning one item into samples. :func:`run_import` maps ``load`` over the items in worker
+processes and writes every sample through :class:`DatasetWriter`. Results come back in
+item order, so the dataset is identical for any number of workers.
 
 Failure handling:
 
@@ -25,65 +25,25 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
-import inspect
 import multiprocessing
 import os
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
-from skelmae.data.layouts import SkeletonLayout
+from skelmae.atomic import write_text_atomic
+from skelmae.data.formats import build_format, preparable_formats
+from skelmae.data.formats.base import FormatOptionError, ImportPlan, Loaded, Sample
 from skelmae.data.storage import DatasetWriter
 from skelmae.errors import DataFormatError, SkelmaeError
 
-__all__ = [
-    "Sample", "Loaded", "ImportPlan", "ImportReport", "run_import", "prepare", "FORMATS", "ON_ERROR", "report_path",
-]
+__all__ = ["Sample", "Loaded", "ImportPlan", "ImportReport", "run_import", "prepare", "ON_ERROR", "report_path"]
 
 ON_ERROR = ("fail", "skip")
-
-
-@dataclass
-class Sample:
-    sequence: np.ndarray  # (T, M, V, C)
-    label: int  # 0-based, -1 for unlabelled
-    name: str
-    meta: dict[str, int] = field(default_factory=dict)
-    splits: tuple[str, ...] = ()
-
-
-@dataclass
-class Loaded:
-    """What one work item yields: its samples, and notes on data the format's rules leave out."""
-
-    samples: list[Sample]
-    dropped: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ImportPlan:
-    format: str
-    name: str
-    raw: str  # the input, as shown to the user
-    layout: str | SkeletonLayout
-    channels: list[str]
-    num_persons: int
-    classes: list[str]
-    split_names: list[str]
-    source: dict[str, Any]
-    items: Iterable[Any]
-    load: Callable[[Any], Loaded]
-    total: int | None = None
-    parallel: bool = True
-    unit: str = "file"
-    notes: list[str] = field(default_factory=list)  # facts worth telling the user (files excluded, ...)
 
 
 @dataclass
@@ -198,22 +158,7 @@ def _write_report(out: Path, plan: ImportPlan, skipped: list[str], dropped: list
         lines += [f"# {len(skipped)} {plan.unit}(s) skipped because of errors:", *skipped]
     if dropped:
         lines += [f"# {len(dropped)} item(s) left out by the {plan.format} rules:", *dropped]
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-# format name -> (module in skelmae.data.formats, fixed arguments of its ``plan``)
-_PLANNERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "ntu60": ("ntu", {"dataset": "ntu60"}),
-    "ntu120": ("ntu", {"dataset": "ntu120"}),
-    "pku-mmd": ("pku_mmd", {}),
-    "nw-ucla": ("nw_ucla", {}),
-    "pyskl": ("pyskl", {}),
-    "ctrgcn-npz": ("ctrgcn_npz", {}),
-}
-FORMATS = tuple(_PLANNERS)
+    return write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def prepare(
@@ -227,20 +172,15 @@ def prepare(
     progress: bool = True,
     **options: Any,
 ) -> ImportReport:
-    """Build the import plan of ``format`` from ``raw`` (a path or several) and run it."""
-    if format not in _PLANNERS:
-        raise SkelmaeError(f"unknown dataset format {format!r}; expected one of {list(FORMATS)}")
-    module, fixed = _PLANNERS[format]
-    planner = importlib.import_module(f"skelmae.data.formats.{module}").plan
+    """Import ``raw`` (a path or several) of the registered ``format`` with its ``options``
+    (see :mod:`skelmae.data.formats`) into the dataset folder ``out``."""
+    if format not in preparable_formats():
+        raise FormatOptionError(f"unknown dataset format {format!r}; expected one of {preparable_formats()}")
+    fmt = build_format(format, options)
     paths = [Path(raw)] if isinstance(raw, (str, Path)) else [Path(p) for p in raw]
     if not paths:
         raise SkelmaeError("no input given (--raw PATH)")
     for path in paths:
         if not path.exists():
             raise DataFormatError(path, None, "does not exist", f"the raw {format} data")
-    accepted = set(inspect.signature(planner).parameters) - {"raw", *fixed}
-    for key in options:
-        if key not in accepted:
-            raise SkelmaeError(f"option {key!r} does not apply to format {format!r} (it takes {sorted(accepted) or 'none'})")
-    plan = planner(paths, **fixed, **options)
-    return run_import(plan, out, workers=workers, on_error=on_error, overwrite=overwrite, progress=progress)
+    return run_import(fmt.plan(paths), out, workers=workers, on_error=on_error, overwrite=overwrite, progress=progress)

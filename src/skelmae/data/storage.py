@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from skelmae.atomic import write_text_atomic
 from skelmae.data.layouts import LayoutError, SkeletonLayout, get_layout
-from skelmae.errors import DataFormatError
+from skelmae.errors import DataFormatError, SkelmaeError
 
 FORMAT_NAME = "skelmae-dataset"
 FORMAT_VERSION = 1
@@ -228,7 +229,7 @@ class DatasetWriter:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "files": {f: {"sha256": file_sha256(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files},
         }
-        _write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         self._install()
         self._closed = True
         return self.out_dir
@@ -247,12 +248,6 @@ class DatasetWriter:
             self._frames._fh.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._closed = True
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class SkeletonStore:
@@ -402,6 +397,23 @@ class SkeletonStore:
         if read != out.nbytes:
             raise DataFormatError(self.root / "frames.npy", None, f"ends inside sample {index}", "the size in manifest.json")
         return out.astype(np.float32, copy=False)
+
+    def pick(self, index: int = 0, split: str | None = None, name: str | None = None) -> int:
+        """The sample named ``name``, else sample ``index`` (counted within ``split`` when given)."""
+        if name is not None:
+            if name not in self.names:
+                raise SkelmaeError(f"{self.root}: no sample named {name!r}")
+            return self.names.index(name)
+        indices = self.split(split) if split else range(len(self))
+        if not 0 <= index < len(indices):
+            where = f"split {split!r}" if split else "the dataset"
+            raise SkelmaeError(f"{self.root}: index {index} outside {where} (0..{len(indices) - 1})")
+        return int(indices[index])
+
+    def title(self, index: int) -> str:
+        """``"<name>: <class>"`` of sample ``index``, for figure titles."""
+        label = int(self.labels[index])
+        return f"{self.names[index]}: {self.classes[label] if label >= 0 else 'unlabelled'}"
 
     @property
     def names(self) -> list[str]:

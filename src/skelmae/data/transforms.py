@@ -10,18 +10,27 @@ The default pipelines follow the CTR-GCN/MAMP feeder: train = random crop of p i
 window, then a random rotation; test = 95 % centre crop resized to the window.
 ``AlignView`` (optional, first in both pipelines) turns every sequence to face the same
 way, as 2s-AGCN's and PYSKL's 3D pre-normalisation do.
+
+Each transform is a dataclass registered in :data:`TRANSFORMS` (its fields are its
+config), and :func:`build_transforms` assembles the pipelines from those names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from skelmae.data.layouts import LayoutError, SkeletonLayout
-from skelmae.errors import ConfigError
+from skelmae.errors import SkelmaeError
+from skelmae.registry import Registry
 
 __all__ = [
+    "TRANSFORMS",
+    "TransformError",
+    "MODALITIES",
     "Compose",
     "AlignView",
     "ValidCropResize",
@@ -34,6 +43,13 @@ __all__ = [
     "resize_time",
     "build_transforms",
 ]
+
+
+TRANSFORMS: Registry = Registry("transform")
+
+
+class TransformError(SkelmaeError, ValueError):
+    """A transform cannot be built with these settings, or not for this kind of data."""
 
 
 class Compose:
@@ -73,6 +89,8 @@ def resize_time(x: np.ndarray, length: int) -> np.ndarray:
     return (x[:, lo] * (1 - w) + x[:, hi] * w).astype(np.float32)
 
 
+@TRANSFORMS.register("align_view")
+@dataclass
 class AlignView:
     """Rotate a 3D sequence into its first actor's body frame: in the first frame where
     both axes are defined, the layout's spine (bottom -> top) becomes +y and its shoulder
@@ -83,13 +101,17 @@ class AlignView:
     what a cross-view split tests. Sequences without a usable frame pass unchanged.
     """
 
-    def __init__(self, layout: SkeletonLayout):
-        if len(layout.spine) != 2 or len(layout.shoulders) != 2:
+    layout: SkeletonLayout = field(repr=False)
+    spine: tuple[int, ...] = field(init=False)
+    shoulders: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if len(self.layout.spine) != 2 or len(self.layout.shoulders) != 2:
             raise LayoutError(
-                f"layout {layout.name!r} defines no 'spine' and 'shoulders' joints, which data.align_view needs: "
+                f"layout {self.layout.name!r} defines no 'spine' and 'shoulders' joints, which view alignment needs: "
                 "add them to the layout file, or prepare the data set again if it predates them"
             )
-        self.spine, self.shoulders = layout.spine, layout.shoulders
+        self.spine, self.shoulders = self.layout.spine, self.layout.shoulders
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         actor = x[:3, :, :, 0].astype(np.float64)  # (3, T, V)
@@ -107,10 +129,9 @@ class AlignView:
         out[:3] = np.einsum("ij,jtvm->itvm", rotation, x[:3])
         return out
 
-    def __repr__(self) -> str:
-        return f"AlignView(spine={list(self.spine)}, shoulders={list(self.shoulders)})"
 
-
+@TRANSFORMS.register("crop_resize")
+@dataclass
 class ValidCropResize:
     """Crop part of the valid frames and resize it to ``window`` frames.
 
@@ -120,10 +141,15 @@ class ValidCropResize:
     ``min_crop=64`` reproduces the reference quirk of a fixed 64-frame lower bound.
     """
 
-    def __init__(self, window: int, p_interval: Sequence[float] = (0.5, 1.0), min_crop: int = 64):
+    window: int
+    p_interval: Sequence[float] = (0.5, 1.0)
+    min_crop: int = 64
+
+    def __post_init__(self) -> None:
+        p_interval = self.p_interval
         if not p_interval or len(p_interval) > 2 or not all(0 < p <= 1 for p in p_interval):
-            raise ValueError(f"p_interval must be one or two numbers in (0, 1], got {list(p_interval)}")
-        self.window, self.p_interval, self.min_crop = int(window), tuple(p_interval), int(min_crop)
+            raise TransformError(f"p_interval must be one or two numbers in (0, 1], got {list(p_interval)}")
+        self.window, self.p_interval, self.min_crop = int(self.window), tuple(p_interval), int(self.min_crop)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         valid = valid_length(x)
@@ -137,9 +163,6 @@ class ValidCropResize:
             start = int(rng.integers(0, valid - crop + 1))
         return resize_time(x[:, start : start + crop], self.window)
 
-    def __repr__(self) -> str:
-        return f"ValidCropResize(window={self.window}, p_interval={list(self.p_interval)}, min_crop={self.min_crop})"
-
 
 def _rotation_matrix(angles: np.ndarray) -> np.ndarray:
     ax, ay, az = angles
@@ -149,6 +172,8 @@ def _rotation_matrix(angles: np.ndarray) -> np.ndarray:
     return rz @ ry @ rx
 
 
+@TRANSFORMS.register("rotation")
+@dataclass
 class RandomRotation:
     """One random rotation per sample, angles ~ U(-theta, theta).
 
@@ -158,12 +183,16 @@ class RandomRotation:
     the first two channels only. All-zero joints (absent persons) stay zero.
     """
 
-    def __init__(self, theta: float = 0.3, planar: bool = False, axes: str = "xyz"):
-        if not axes or set(axes) - set("xyz"):
-            raise ValueError(f"rotation axes must be letters of 'xyz', got {axes!r}")
-        self.theta, self.planar = float(theta), planar
-        self.axes = axes
-        self._active = np.array([a in axes for a in "xyz"])
+    theta: float = 0.3
+    planar: bool = False
+    axes: str = "xyz"
+    active: np.ndarray = field(init=False, repr=False, compare=False)  # which of x, y, z rotate
+
+    def __post_init__(self) -> None:
+        if not self.axes or set(self.axes) - set("xyz"):
+            raise TransformError(f"rotation axes must be letters of 'xyz', got {self.axes!r}")
+        self.theta = float(self.theta)
+        self.active = np.array([a in self.axes for a in "xyz"])
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = x.copy()
@@ -172,20 +201,23 @@ class RandomRotation:
             rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], dtype=np.float32)
             out[:2] = np.einsum("ij,jtvm->itvm", rot, x[:2])
         else:
-            angles = rng.uniform(-self.theta, self.theta, size=3) * self._active
+            angles = rng.uniform(-self.theta, self.theta, size=3) * self.active
             rot = _rotation_matrix(angles).astype(np.float32)
             out[:3] = np.einsum("ij,jtvm->itvm", rot, x[:3])
         return out
 
-    def __repr__(self) -> str:
-        return f"RandomRotation(theta={self.theta}, planar={self.planar}, axes={self.axes!r})"
 
-
+@TRANSFORMS.register("flip")
+@dataclass
 class RandomFlip:
     """Mirror left/right with probability ``p``: negate x and swap the layout's joint pairs."""
 
-    def __init__(self, layout: SkeletonLayout, p: float = 0.5):
-        self.perm, self.p = layout.flip_permutation(), float(p)
+    layout: SkeletonLayout = field(repr=False)
+    p: float = 0.5
+    perm: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.p, self.perm = float(self.p), self.layout.flip_permutation()
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() >= self.p:
@@ -195,14 +227,20 @@ class RandomFlip:
         return out
 
 
+@TRANSFORMS.register("bone")
+@dataclass
 class ToBone:
     """Joint -> bone vectors (joint minus its parent; the root's bone is zero).
 
     Only the first ``coords`` channels change; a score channel is kept as it is.
     """
 
-    def __init__(self, layout: SkeletonLayout, coords: int = 3):
-        self.parents, self.coords = np.asarray(layout.parents), coords
+    layout: SkeletonLayout = field(repr=False)
+    coords: int = 3
+    parents: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.parents = np.asarray(self.layout.parents)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = x.copy()
@@ -210,11 +248,12 @@ class ToBone:
         return out
 
 
+@TRANSFORMS.register("motion")
+@dataclass
 class ToMotion:
     """Frame differences x[t + 1] - x[t] of the first ``coords`` channels, last frame zero."""
 
-    def __init__(self, coords: int = 3):
-        self.coords = coords
+    coords: int = 3
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = x.copy()
@@ -223,7 +262,7 @@ class ToMotion:
         return out
 
 
-MODALITIES = ("joint", "bone", "motion", "bone_motion")
+MODALITIES = {"joint": (), "bone": ("bone",), "motion": ("motion",), "bone_motion": ("bone", "motion")}  # -> transforms
 
 
 def build_transforms(
@@ -241,20 +280,18 @@ def build_transforms(
     align_view: bool = False,
 ) -> Compose:
     """The standard pipeline: (optional) view alignment, crop-resize, (train) rotation and
-    flip, then the modality."""
+    flip, then the transforms of the modality."""
     if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        raise TransformError(f"modality must be one of {tuple(MODALITIES)}, got {modality!r}")
     if align_view and planar:
-        raise ConfigError("data.align_view: view alignment rotates 3D poses; 2D input has no view to align")
-    steps: list = [AlignView(layout)] if align_view else []
-    steps.append(ValidCropResize(window, p_interval if train else (test_crop,), min_crop))
-    if train and rotation > 0:
-        steps.append(RandomRotation(rotation, planar=planar, axes=rotation_axes))
-    if train and flip > 0:
-        steps.append(RandomFlip(layout, flip))
+        raise TransformError("view alignment rotates 3D poses (x, y, z); 2D input has no view to align")
     coords = 2 if planar else 3
-    if modality in ("bone", "bone_motion"):
-        steps.append(ToBone(layout, coords))
-    if modality in ("motion", "bone_motion"):
-        steps.append(ToMotion(coords))
-    return Compose(steps)
+    steps: list[tuple[str, bool, dict[str, Any]]] = [  # (transform, wanted, config)
+        ("align_view", align_view, {"layout": layout}),
+        ("crop_resize", True, {"window": window, "p_interval": p_interval if train else (test_crop,), "min_crop": min_crop}),
+        ("rotation", train and rotation > 0, {"theta": rotation, "planar": planar, "axes": rotation_axes}),
+        ("flip", train and flip > 0, {"layout": layout, "p": flip}),
+        ("bone", "bone" in MODALITIES[modality], {"layout": layout, "coords": coords}),
+        ("motion", "motion" in MODALITIES[modality], {"coords": coords}),
+    ]
+    return Compose([TRANSFORMS.build(name, config) for name, wanted, config in steps if wanted])

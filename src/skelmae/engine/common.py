@@ -1,4 +1,5 @@
-"""Pieces every protocol shares: seeding, datasets, loaders, autocast, run directory."""
+"""Pieces every protocol shares: seeding, datasets and loaders, autocast, run directory,
+and the models a downstream protocol starts from."""
 
 from __future__ import annotations
 
@@ -12,17 +13,16 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from skelmae.config import DataConfig, TrainConfig
+from skelmae.config import DataConfig, TrainConfig, chosen
 from skelmae.data.dataset import SeededSampler, SkeletonDataset
 from skelmae.data.storage import SkeletonStore
 from skelmae.data.transforms import build_transforms, is_planar
-from skelmae.config import MaskConfig, ModelConfig
-from skelmae.engine.checkpoint import load_checkpoint
+from skelmae.engine.checkpoint import check_fields, load_checkpoint
 from skelmae.engine.distributed import DistInfo
 from skelmae.engine.runs import default_run_dir
 from skelmae.errors import CheckpointError, ConfigError
-from skelmae.models.build import build_classifier, encoder_args, encoder_state_from, load_encoder_weights, mae_args
-from skelmae.models.heads import SkeletonClassifier
+from skelmae.models.build import build_classifier, build_method, encoder_state, load_encoder_weights
+from skelmae.models.common import BACKBONES, Classifier, InputSpec, PretrainMethod
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -42,11 +42,14 @@ def open_store(data: DataConfig) -> SkeletonStore:
 def make_dataset(
     store: SkeletonStore, data: DataConfig, split: str, train: bool, indices: np.ndarray | None = None
 ) -> SkeletonDataset:
-    transform = build_transforms(
-        store.layout, data.window, train=train, p_interval=data.p_interval, test_crop=data.test_crop,
-        min_crop=data.min_crop, rotation=data.rotation, rotation_axes=data.rotation_axes,
-        planar=is_planar(store.channels), flip=data.flip, modality=data.modality, align_view=data.align_view,
-    )
+    try:
+        transform = build_transforms(
+            store.layout, data.window, train=train, p_interval=data.p_interval, test_crop=data.test_crop,
+            min_crop=data.min_crop, rotation=data.rotation, rotation_axes=data.rotation_axes,
+            planar=is_planar(store.channels), flip=data.flip, modality=data.modality, align_view=data.align_view,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"data: {exc}") from exc
     return SkeletonDataset(store, split=split if indices is None else None, transform=transform, indices=indices)
 
 
@@ -109,6 +112,10 @@ def data_description(store: SkeletonStore, data: DataConfig) -> dict[str, Any]:
     }
 
 
+def input_spec(store: SkeletonStore, window: int) -> InputSpec:
+    return InputSpec.of(store.layout, store.channels, window)
+
+
 def check_compatible(data: dict[str, Any], store: SkeletonStore, source: str) -> None:
     """A pre-trained encoder only transfers to data with the same joints (in order) and channels."""
     joints = list(data["layout"]["joints"])
@@ -120,45 +127,61 @@ def check_compatible(data: dict[str, Any], store: SkeletonStore, source: str) ->
         )
 
 
+def pretrained_backbone(ckpt: dict[str, Any], model: Any | None) -> dict[str, Any]:
+    """The checkpoint's backbone, with the options a downstream run may change (``TUNABLE``,
+    e.g. drop path) taken from the run's ``model.<backbone>`` section, if one is given."""
+    name, config = ckpt["backbone"]["name"], dict(ckpt["backbone"]["config"])
+    if model is not None:
+        schema = BACKBONES.get(name).config
+        for key in getattr(schema, "TUNABLE", ()):
+            config[key] = getattr(getattr(model, name), key)
+    return {"name": name, "config": config}
+
+
 def downstream_model(
-    init: str, model: ModelConfig | None, store: SkeletonStore, window: int, head: str,
-    drop_path: float = 0.0, head_dropout: float = 0.3,
-) -> SkeletonClassifier:
-    """Encoder + ``head`` for ``store``; the encoder comes from ``init`` or, if empty, ``model``.
+    init: str, model: Any, head: dict[str, Any], store: SkeletonStore, window: int
+) -> tuple[Classifier, dict[str, Any]]:
+    """Backbone + ``head`` for ``store``, and the backbone's description; the backbone comes
+    from ``init`` or, if empty, ``model``.
 
-    The encoder is built for ``window`` frames; a pre-trained temporal embedding of
-    another length is resampled.
+    The backbone is built for ``window`` frames; pre-trained weights of another clip length
+    are adapted by the backbone (the transformer resamples its temporal embedding).
     """
-    model = model or ModelConfig()
-    strl_layers = model.graph.strl_layers
-    if init:
-        ckpt = load_checkpoint(init)
-        check_compatible(ckpt["data"], store, init)
-        args = {**encoder_args(ckpt["model_args"], drop_path), "num_frames": window}
-        classifier = build_classifier(args, head, store.num_classes, head_dropout, strl_layers=strl_layers)
-        load_encoder_weights(classifier.encoder, encoder_state_from(ckpt, init), init)
-        return classifier
-    args = mae_args(model, MaskConfig(), store.layout, store.channels, window)
-    return build_classifier(encoder_args(args, drop_path), head, store.num_classes, head_dropout, strl_layers=strl_layers)
+    spec = input_spec(store, window)
+    if not init:
+        backbone = chosen(model)
+        return build_classifier(backbone, head, spec, store.num_classes), backbone
+    ckpt = load_checkpoint(init)
+    check_compatible(ckpt["data"], store, init)
+    backbone = pretrained_backbone(ckpt, model)
+    classifier = build_classifier(backbone, head, spec, store.num_classes)
+    load_encoder_weights(classifier.encoder, encoder_state(ckpt["model"], init), init)
+    return classifier, backbone
 
 
-def load_classifier(path: str) -> tuple[SkeletonClassifier, dict[str, Any]]:
-    """A trained classifier (probe or fine-tuned) and its checkpoint, ready for inference."""
-    ckpt = load_checkpoint(path, kind="classifier")
-    return classifier_from_checkpoint(ckpt, path), ckpt
-
-
-def classifier_from_checkpoint(ckpt: dict[str, Any], source: str) -> SkeletonClassifier:
+def classifier_from_checkpoint(ckpt: dict[str, Any], source: str) -> Classifier:
     """The classifier of an already loaded ``kind == "classifier"`` checkpoint, in eval mode."""
-    missing = [key for key in ("head", "num_classes") if key not in ckpt]
-    if missing:
-        raise CheckpointError(f"{source}: classifier checkpoint lacks field(s) {missing}")
-    model = build_classifier(
-        encoder_args(ckpt["model_args"]), ckpt["head"], ckpt["num_classes"], ckpt.get("head_dropout", 0.3),
-        strl_layers=ckpt.get("strl_layers", 3),
-    )
+    check_fields(ckpt, source)
+    model = build_classifier(ckpt["backbone"], ckpt["head"], InputSpec.from_dict(ckpt["input"]), ckpt["num_classes"])
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{source}: weights do not fit the {ckpt['head']!r} classifier: {exc}") from exc
+        raise CheckpointError(f"{source}: weights do not fit the {ckpt['head']['name']!r} classifier: {exc}") from exc
     return model.eval()
+
+
+def method_from_checkpoint(ckpt: dict[str, Any], source: str) -> PretrainMethod:
+    """The pre-training method (with its backbone) of a ``kind == "pretrain"`` checkpoint, in eval mode."""
+    check_fields(ckpt, source)
+    model = build_method(ckpt["method"], ckpt["backbone"], InputSpec.from_dict(ckpt["input"]))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source}: weights do not fit the {ckpt['method']['name']!r} model: {exc}") from exc
+    return model.eval()
+
+
+def load_classifier(path: str) -> tuple[Classifier, dict[str, Any]]:
+    """A trained classifier (probe or fine-tuned) and its checkpoint, ready for inference."""
+    ckpt = load_checkpoint(path, kind="classifier")
+    return classifier_from_checkpoint(ckpt, path), ckpt

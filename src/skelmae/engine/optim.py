@@ -43,6 +43,19 @@ def param_groups(
     return list(groups.values())
 
 
+def classifier_param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
+    """Groups of a model with an ``encoder`` (an :class:`~skelmae.models.common.Encoder`): the
+    encoder's layers decay by ``layer_decay`` per layer, everything else is the top layer."""
+    encoder = model.encoder
+    top = encoder.num_layers
+    prefix = "encoder."
+
+    def layer_of(name: str) -> int:
+        return encoder.layer_id(name[len(prefix):]) if name.startswith(prefix) else top
+
+    return param_groups(model, weight_decay, layer_of=layer_of, num_layers=top, layer_decay=layer_decay)
+
+
 def fused_kwargs(device: torch.device) -> dict[str, bool]:
     """Fused Adam(W) kernels on CUDA, and on CPU from torch 2.4: one kernel for all
     parameters instead of a loop over them (on the MAMP model's 9 M parameters the CPU
@@ -52,6 +65,8 @@ def fused_kwargs(device: torch.device) -> dict[str, bool]:
 
 
 def build_optimizer(cfg: OptimConfig, groups: list[dict], device: torch.device) -> torch.optim.Optimizer:
+    if not isinstance(cfg.lr, (int, float)):
+        raise ConfigError(f"optim.lr is not set (got {cfg.lr!r}): give it in a preset or as optim.lr=...")
     fused = fused_kwargs(device)
     if cfg.name == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), **fused)

@@ -9,27 +9,27 @@ Every run writes (rank 0 only)::
     tb/                TensorBoard events
     last.pt, best.pt   checkpoints
     summary.json       final figures (written atomically at the end)
-    curves.png         loss, learning rate and accuracy curves (drawn from metrics.jsonl on close)
+
+Plots (training curves, confusion matrices) are drawn by callbacks (``skelmae.viz.callbacks``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from skelmae import __version__
+from skelmae.atomic import jsonable, write_json_atomic, write_text_atomic
 from skelmae.config import to_yaml
 
 
@@ -50,7 +50,7 @@ def git_sha() -> str | None:
 
 def environment(device: torch.device, world_size: int) -> dict[str, Any]:
     return {
-        "skelmae": __version__,
+        "skelmae": version("skelmae"),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -65,22 +65,6 @@ def environment(device: torch.device, world_size: int) -> dict[str, Any]:
         "argv": sys.argv,
         "started": datetime.now().isoformat(timespec="seconds"),
     }
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 class RunDir:
@@ -102,7 +86,7 @@ class RunDir:
     def write_provenance(self, cfg: Any, device: torch.device, world_size: int, data: dict[str, Any]) -> None:
         if not self.active:
             return
-        (self.path / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+        write_text_atomic(self.path / "config.yaml", to_yaml(cfg))
         write_json_atomic(self.path / "environment.json", environment(device, world_size))
         write_json_atomic(self.path / "data.json", data)
 
@@ -111,7 +95,7 @@ class RunDir:
         if not self.active:
             return
         record = {"step": step, "time": round(time.time(), 3), **values}
-        self._metrics.write(json.dumps(record, default=_jsonable) + "\n")
+        self._metrics.write(json.dumps(record, default=jsonable) + "\n")
         self._metrics.flush()
         if self._tb is not None:
             for key, value in values.items():
@@ -126,9 +110,7 @@ class RunDir:
         self._metrics.close()
         kept = [line for line in path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line).get("epoch", 0) <= epoch]
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
         self._metrics = open(path, "a", encoding="utf-8")
 
     def summary(self, data: dict[str, Any]) -> None:
@@ -142,7 +124,3 @@ class RunDir:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-        if self.active:
-            from skelmae.viz.plots import plot_training_curves
-
-            plot_training_curves(self.path / "metrics.jsonl", self.path / "curves.png")

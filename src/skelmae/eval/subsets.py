@@ -8,12 +8,11 @@ files and reused, so reported numbers can be traced to the exact labelled sample
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from skelmae.atomic import atomic_output
 from skelmae.errors import DataFormatError
 
 
@@ -61,8 +60,6 @@ def labelled_subset(
                                   "an index file written by `skelmae semi` for this split")
         return subset.astype(np.int64)
     subset = indices[stratified_pick(labels, fraction, seed)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}.npy")
-    np.save(tmp, subset)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, subset)
     return subset

@@ -1,128 +1,65 @@
-"""Building models from configs and checkpoints (the architecture travels in the checkpoint).
+"""Building models from their description: registered names, typed configs and the input spec.
 
-``model_args`` name their architecture under ``arch`` (``st_mae`` when absent, as in
-checkpoints written before the graph model existed) and every builder dispatches on it, so
-the engine builds any model with one call.
+A model is described by plain data, which is what checkpoints store::
+
+    input     InputSpec.to_dict(): layout, channels, num_frames
+    backbone  {"name": "transformer", "config": {...}}    (skelmae.models.common.BACKBONES)
+    method    {"name": "mae", "config": {...}}            pre-training checkpoints (METHODS)
+    head      {"name": "mlp", "config": {...}}            classifier checkpoints (HEADS), with num_classes
+
+:func:`upgrade_v1` turns the ``model_args`` of checkpoint version 1 into this description.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
 
-from skelmae.config import MaskConfig, ModelConfig
-from skelmae.data.layouts import SkeletonLayout
-from skelmae.data.transforms import is_planar
 from skelmae.errors import CheckpointError, ConfigError
-from skelmae.models.graph_mae import GraphEncoder, GraphMAE
-from skelmae.models.heads import FinetuneHead, LinearProbeHead, SkeletonClassifier
-from skelmae.models.st_mae import SkeletonEncoder, SkeletonMAE
-from skelmae.models.strl import STRLNet
+from skelmae.models.common import BACKBONES, HEADS, METHODS, Classifier, Encoder, InputSpec, PretrainMethod
 
-ARCHS = ("st_mae", "graph_mae")
-ENCODER_KEYS = ("in_channels", "num_joints", "num_frames", "segment", "dim", "depth", "heads", "mlp_ratio")
-GRAPH_ENCODER_KEYS = ("layout", "in_channels", "num_frames", "feat_dim", "hidden_dim", "encoder_layers")
+__all__ = [
+    "build_backbone", "build_method", "build_classifier", "encoder_state", "load_encoder_weights", "upgrade_v1",
+]
 
 
-def arch_of(args: dict[str, Any]) -> str:
-    arch = args.get("arch", "st_mae")
-    if arch not in ARCHS:
-        raise ValueError(f"unknown model architecture {arch!r}; expected one of {ARCHS}")
-    return arch
+def build_backbone(backbone: Mapping[str, Any], spec: InputSpec) -> Encoder:
+    try:
+        return BACKBONES.build(backbone["name"], backbone.get("config"), spec)
+    except ValueError as exc:
+        raise ConfigError(f"backbone {backbone['name']!r}: {exc}") from exc
 
 
-def mae_args(
-    model: ModelConfig, mask: MaskConfig, layout: SkeletonLayout, channels: Sequence[str], window: int
-) -> dict[str, Any]:
-    """Constructor arguments of the MAE selected by ``model.arch``, plus ``arch`` itself."""
-    if model.arch == "graph_mae":
-        graph = model.graph
-        return {
-            "arch": "graph_mae",
-            "layout": layout.to_dict(),
-            "in_channels": len(channels),
-            "coord_channels": 2 if is_planar(list(channels)) else 3,
-            "num_frames": window,
-            "feat_dim": graph.feat_dim,
-            "hidden_dim": graph.hidden_dim,
-            "encoder_layers": graph.encoder_layers,
-            "decoder_layers": graph.decoder_layers,
-            "mask_strategy": mask.strategy,
-            "mask_ratio": mask.ratio,
-            "regions": graph.regions,
-            "fixed_regions": list(graph.fixed_regions),
-            "remask": graph.remask,
-            "beta": graph.beta,
-            "edge_weight": graph.edge_weight,
-        }
-    if model.arch != "st_mae":
-        raise ConfigError(f"model.arch must be one of {', '.join(ARCHS)}, got {model.arch!r}")
-    return {
-        "arch": "st_mae",
-        "in_channels": len(channels),
-        "num_joints": layout.num_joints,
-        "num_frames": window,
-        "segment": model.segment,
-        "dim": model.dim,
-        "depth": model.depth,
-        "heads": model.heads,
-        "mlp_ratio": model.mlp_ratio,
-        "decoder_dim": model.decoder_dim,
-        "decoder_depth": model.decoder_depth,
-        "decoder_heads": model.decoder_heads,
-        "mask_strategy": mask.strategy,
-        "mask_ratio": mask.ratio,
-        "motion_tau": mask.tau,
-        "target": mask.target,
-        "norm_target": mask.norm_target,
-        "joint_groups": layout.group_index().tolist(),
-    }
-
-
-def _without_arch(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in args.items() if k != "arch"}
-
-
-def build_mae(args: dict[str, Any]) -> nn.Module:
-    """The masked autoencoder described by ``mae_args`` (or a checkpoint's ``model_args``)."""
-    return (GraphMAE if arch_of(args) == "graph_mae" else SkeletonMAE)(**_without_arch(args))
-
-
-def encoder_args(args: dict[str, Any], drop_path: float = 0.0) -> dict[str, Any]:
-    """The encoder's share of MAE or classifier constructor arguments (``drop_path``: transformer only)."""
-    if arch_of(args) == "graph_mae":
-        return {"arch": "graph_mae", **{k: args[k] for k in GRAPH_ENCODER_KEYS}}
-    return {"arch": "st_mae", **{k: args[k] for k in ENCODER_KEYS}, "drop_path": drop_path}
-
-
-def build_encoder(enc_args: dict[str, Any]) -> nn.Module:
-    return (GraphEncoder if arch_of(enc_args) == "graph_mae" else SkeletonEncoder)(**_without_arch(enc_args))
+def build_method(method: Mapping[str, Any], backbone: Mapping[str, Any], spec: InputSpec) -> PretrainMethod:
+    """The pre-training method around a fresh backbone; refuses pairs the method cannot wrap."""
+    entry = METHODS.get(method["name"])
+    supported = entry.cls.backbones
+    if supported and backbone["name"] not in supported:
+        raise ConfigError(
+            f"method {method['name']!r} pre-trains the backbone(s) {list(supported)}, not {backbone['name']!r} "
+            f"(set model.arch={supported[0]})"
+        )
+    encoder = build_backbone(backbone, spec)
+    try:
+        return METHODS.build(method["name"], method.get("config"), encoder, spec)
+    except ValueError as exc:
+        raise ConfigError(f"method {method['name']!r}: {exc}") from exc
 
 
 def build_classifier(
-    enc_args: dict[str, Any], head: str, num_classes: int, dropout: float = 0.3, strl_layers: int = 3
-) -> SkeletonClassifier | STRLNet:
-    """Encoder + head; ``head="strl"`` is the STRL network around a graph encoder."""
-    encoder = build_encoder(enc_args)
-    if head == "strl":
-        if not isinstance(encoder, GraphEncoder):
-            raise ConfigError("head 'strl' fine-tunes a graph encoder: it needs model.arch=graph_mae")
-        return STRLNet(encoder, num_classes, layers=strl_layers, dropout=dropout)
-    if head == "linear":
-        module = LinearProbeHead(encoder.dim, num_classes)
-    elif head == "mlp":
-        module = FinetuneHead(encoder.dim, encoder.num_joints, num_classes, dropout=dropout)
-    else:
-        raise ValueError(f"head must be 'linear', 'mlp' or 'strl', got {head!r}")
-    return SkeletonClassifier(encoder, module)
+    backbone: Mapping[str, Any], head: Mapping[str, Any], spec: InputSpec, num_classes: int
+) -> Classifier:
+    encoder = build_backbone(backbone, spec)
+    try:
+        return HEADS.build(head["name"], head.get("config"), encoder, num_classes)
+    except ValueError as exc:
+        raise ConfigError(f"head {head['name']!r}: {exc}") from exc
 
 
-def encoder_state_from(checkpoint: dict[str, Any], source: str) -> dict[str, torch.Tensor]:
-    """The encoder weights of an MAE or classifier checkpoint, keys relative to the encoder."""
-    state = checkpoint["model"]
+def encoder_state(state: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """The encoder weights of a pre-training or classifier state dict, keys relative to the encoder."""
     prefix = "encoder."
     enc = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not enc:
@@ -130,16 +67,49 @@ def encoder_state_from(checkpoint: dict[str, Any], source: str) -> dict[str, tor
     return enc
 
 
-def load_encoder_weights(encoder: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load encoder weights, resampling the temporal embedding if the window changed."""
-    pos = state.get("temporal_pos")
-    if pos is not None and pos.shape != encoder.temporal_pos.shape:
-        resized = torch.nn.functional.interpolate(
-            pos[0, :, 0].T[None], size=encoder.num_segments, mode="linear", align_corners=False
-        )[0].T
-        state = {**state, "temporal_pos": resized[None, :, None, :]}
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
+def load_encoder_weights(encoder: Encoder, state: dict[str, torch.Tensor], source: str) -> None:
+    missing, unexpected = encoder.load_state_dict(encoder.adapt_state_dict(state), strict=False)
     if missing or unexpected:
         raise CheckpointError(
             f"{source}: encoder weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
+
+
+_V1_BACKBONE = {  # v1 arch -> (backbone, its keys in model_args)
+    "st_mae": ("transformer", ("segment", "dim", "depth", "heads", "mlp_ratio")),
+    "graph_mae": ("gin", ("feat_dim", "hidden_dim", "encoder_layers")),
+}
+_V1_METHOD = {  # v1 arch -> (method, {new key: v1 key})
+    "st_mae": ("mae", {"decoder_dim": "decoder_dim", "decoder_depth": "decoder_depth", "decoder_heads": "decoder_heads",
+                       "mask": "mask_strategy", "ratio": "mask_ratio", "tau": "motion_tau", "target": "target",
+                       "norm_target": "norm_target"}),
+    "graph_mae": ("graph_mae", {"decoder_layers": "decoder_layers", "mask": "mask_strategy", "ratio": "mask_ratio",
+                                "regions": "regions", "fixed_regions": "fixed_regions", "remask": "remask",
+                                "beta": "beta", "edge_weight": "edge_weight"}),
+}
+
+
+def upgrade_v1(state: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The model description of a version-1 checkpoint (``model_args`` + ``head`` fields)."""
+    args = state["model_args"]
+    arch = args.get("arch", "st_mae")
+    if arch not in _V1_BACKBONE:
+        raise CheckpointError(f"{source}: unknown version-1 architecture {arch!r}")
+    name, keys = _V1_BACKBONE[arch]
+    config = {key: args[key] for key in keys}
+    if arch == "st_mae":
+        config["drop_path"] = args.get("drop_path", 0.0)
+    data = state["data"]
+    out: dict[str, Any] = {
+        "input": {"layout": data["layout"], "channels": list(data["channels"]), "num_frames": args["num_frames"]},
+        "backbone": {"name": name, "config": config},
+    }
+    if state["kind"] == "mae":
+        method, mapping = _V1_METHOD[arch]
+        out.update(kind="pretrain", method={"name": method, "config": {new: args[old] for new, old in mapping.items()}})
+        return out
+    head = state["head"]
+    dropout = state.get("head_dropout", 0.3)
+    head_config = {"linear": {}, "mlp": {"dropout": dropout}, "strl": {"layers": state.get("strl_layers", 3), "dropout": dropout}}
+    out.update(kind="classifier", head={"name": head, "config": head_config[head]}, num_classes=state["num_classes"])
+    return out

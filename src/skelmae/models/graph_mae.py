@@ -43,18 +43,16 @@ Read top to bottom:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skelmae.data.layouts import SkeletonLayout, get_layout
+from skelmae.models.common import BACKBONES, METHODS, Encoder, InputSpec, MethodOutput, PretrainMethod, fold_persons
 from skelmae.models.masking import sharded_rand
-from skelmae.models.st_mae import MAEOutput, fold_persons
 
-__all__ = ["GRAPH_MASK_STRATEGIES", "GINLayer", "GraphEncoder", "GraphMAE", "scaled_cosine_error"]
+__all__ = ["GRAPH_MASK_STRATEGIES", "GINLayer", "GINConfig", "GraphEncoder", "GraphMAEConfig", "GraphMAE", "scaled_cosine_error"]
 
 GRAPH_MASK_STRATEGIES = ("bodypart", "random")
 
@@ -82,34 +80,43 @@ class GINLayer(nn.Module):
         return self.post(self.mlp(torch.matmul(adjacency.to(h.dtype), h)))
 
 
-class GraphEncoder(nn.Module):
+@dataclass
+class GINConfig:
+    feat_dim: int = 64  # D: each joint's channels are lifted to D
+    hidden_dim: int = 64  # D_h: width of the GIN layers and of the encoder output
+    encoder_layers: int = 3
+
+
+@BACKBONES.register("gin", config=GINConfig)
+class GraphEncoder(Encoder):
     """Lift + joint embedding + GIN layers, applied to every frame graph of every person."""
 
-    def __init__(
-        self,
-        layout: SkeletonLayout | Mapping[str, Any] | str,
-        in_channels: int,
-        num_frames: int,
-        feat_dim: int = 64,
-        hidden_dim: int = 64,
-        encoder_layers: int = 3,
-    ):
+    def __init__(self, spec: InputSpec, cfg: GINConfig):
         super().__init__()
-        layout = get_layout(layout)
-        if encoder_layers < 1:
-            raise ValueError(f"the graph encoder needs at least one GIN layer, got {encoder_layers}")
-        self.args = {
-            "arch": "graph_mae", "layout": layout.to_dict(), "in_channels": in_channels, "num_frames": num_frames,
-            "feat_dim": feat_dim, "hidden_dim": hidden_dim, "encoder_layers": encoder_layers,
-        }
-        self.num_joints, self.num_frames = layout.num_joints, num_frames
-        self.feat_dim, self.dim = feat_dim, hidden_dim
+        layout = spec.layout
+        if cfg.encoder_layers < 1:
+            raise ValueError(f"the graph encoder needs at least one GIN layer, got {cfg.encoder_layers}")
+        self.num_joints, self.num_frames = layout.num_joints, spec.num_frames
+        self.feat_dim, self.dim = cfg.feat_dim, cfg.hidden_dim
         self.register_buffer("adjacency", torch.from_numpy(layout.adjacency(self_loops=True)), persistent=False)
-        self.lift = nn.Linear(in_channels, feat_dim)
-        self.joint_embed = nn.Parameter(torch.zeros(layout.num_joints, feat_dim))
+        self.lift = nn.Linear(spec.in_channels, cfg.feat_dim)
+        self.joint_embed = nn.Parameter(torch.zeros(layout.num_joints, cfg.feat_dim))
         nn.init.trunc_normal_(self.joint_embed, std=0.02)
-        dims = [feat_dim] + [hidden_dim] * encoder_layers
-        self.layers = nn.ModuleList(GINLayer(dims[i], hidden_dim, dims[i + 1]) for i in range(encoder_layers))
+        dims = [cfg.feat_dim] + [cfg.hidden_dim] * cfg.encoder_layers
+        self.layers = nn.ModuleList(GINLayer(dims[i], cfg.hidden_dim, dims[i + 1]) for i in range(cfg.encoder_layers))
+
+    @property
+    def num_layers(self) -> int:
+        """Layer-wise lr decay depth: the lift and joint embedding (0) and the GIN layers (1..L)."""
+        return len(self.layers) + 1
+
+    def layer_id(self, name: str) -> int:
+        parts = name.split(".")
+        if parts[0] in ("lift", "joint_embed"):
+            return 0
+        if parts[0] == "layers":
+            return int(parts[1]) + 1
+        return self.num_layers
 
     def embed(
         self, seq: torch.Tensor, mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None
@@ -132,64 +139,65 @@ class GraphEncoder(nn.Module):
         return self.propagate(self.embed(fold_persons(x))).reshape(n, m, t, v, self.dim)
 
 
-class GraphMAE(nn.Module):
-    """Masked graph autoencoder around a :class:`GraphEncoder` (interface of ``SkeletonMAE``)."""
+@dataclass
+class GraphMAEConfig:
+    """SkeletonMAE-G pre-training: decoder depth, body-part masking and the SCE loss."""
 
-    def __init__(
-        self,
-        layout: SkeletonLayout | Mapping[str, Any] | str,
-        in_channels: int,
-        num_frames: int,
-        coord_channels: int = 3,
-        feat_dim: int = 64,
-        hidden_dim: int = 64,
-        encoder_layers: int = 3,
-        decoder_layers: int = 1,
-        mask_strategy: str = "bodypart",
-        mask_ratio: float = 0.5,
-        regions: int = 2,
-        fixed_regions: Sequence[str] = (),
-        remask: bool = False,
-        beta: float = 2.0,
-        edge_weight: float = 0.0,
-    ):
+    decoder_layers: int = 1
+    mask: str = "bodypart"  # bodypart | random (per frame graph)
+    ratio: float = 0.9  # share of joints masked by ``random`` (the mask.ratio default it was read from before)
+    regions: int = 2  # body-part groups masked per frame graph (``bodypart``)
+    fixed_regions: list[str] = field(default_factory=list)  # mask these groups in every graph instead
+    remask: bool = False  # GraphMAE re-masking of the encoder output before the decoder
+    beta: float = 2.0  # exponent of the scaled cosine error
+    edge_weight: float = 0.0  # weight of the bone-vector (edge) term; 0 = joints only, as in the paper
+
+
+@METHODS.register("graph_mae", config=GraphMAEConfig)
+class GraphMAE(PretrainMethod):
+    """Masked graph autoencoder around a :class:`GraphEncoder`."""
+
+    backbones = ("gin",)
+
+    def __init__(self, encoder: GraphEncoder, spec: InputSpec, cfg: GraphMAEConfig):
         super().__init__()
-        layout = get_layout(layout)
+        layout = spec.layout
         groups = list(layout.groups)
-        if mask_strategy not in GRAPH_MASK_STRATEGIES:
-            raise ValueError(f"graph_mae masks with strategy bodypart or random, got {mask_strategy!r}")
-        if not 1 <= coord_channels <= in_channels:
-            raise ValueError(f"coord_channels must be between 1 and in_channels ({in_channels}), got {coord_channels}")
-        unknown = [g for g in fixed_regions if g not in groups]
+        coord_channels = spec.coord_channels
+        if cfg.mask not in GRAPH_MASK_STRATEGIES:
+            raise ValueError(f"graph_mae masks with strategy bodypart or random, got {cfg.mask!r}")
+        unknown = [g for g in cfg.fixed_regions if g not in groups]
         if unknown:
             raise ValueError(f"fixed_regions {unknown} are not groups of layout {layout.name!r}: {groups}")
-        masked_groups = len(set(fixed_regions)) if fixed_regions else regions
+        masked_groups = len(set(cfg.fixed_regions)) if cfg.fixed_regions else cfg.regions
         if not 1 <= masked_groups < len(groups):
             raise ValueError(
                 f"mask between 1 and {len(groups) - 1} of the {len(groups)} body-part groups, got {masked_groups}"
             )
-        if mask_strategy == "random" and not 0 < mask_ratio < 1:
-            raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
-        if decoder_layers < 1:
-            raise ValueError(f"the decoder needs at least one GIN layer, got {decoder_layers}")
-        self.encoder = GraphEncoder(layout, in_channels, num_frames, feat_dim, hidden_dim, encoder_layers)
-        self.mask_strategy, self.regions, self.remask = mask_strategy, regions, remask
-        self.fixed_regions = bool(fixed_regions)
-        self.masked_joints = min(max(round(mask_ratio * layout.num_joints), 1), layout.num_joints - 1)
-        self.coord_channels, self.beta, self.edge_weight = coord_channels, beta, edge_weight
+        if cfg.mask == "random" and not 0 < cfg.ratio < 1:
+            raise ValueError(f"ratio must be in (0, 1), got {cfg.ratio}")
+        if cfg.decoder_layers < 1:
+            raise ValueError(f"the decoder needs at least one GIN layer, got {cfg.decoder_layers}")
+        self.encoder = encoder
+        self.mask_strategy, self.regions, self.remask = cfg.mask, cfg.regions, cfg.remask
+        self.fixed_regions = bool(cfg.fixed_regions)
+        self.masked_joints = min(max(round(cfg.ratio * layout.num_joints), 1), layout.num_joints - 1)
+        self.coord_channels, self.beta, self.edge_weight = coord_channels, cfg.beta, cfg.edge_weight
         self.center = layout.center
         index = torch.as_tensor(layout.group_index(), dtype=torch.long)
-        fixed = torch.as_tensor([groups.index(g) for g in fixed_regions], dtype=torch.long)
+        fixed = torch.as_tensor([groups.index(g) for g in cfg.fixed_regions], dtype=torch.long)
         self.register_buffer("joint_groups", index, persistent=False)
         self.register_buffer("fixed_mask", torch.isin(index, fixed), persistent=False)
         self.register_buffer("parents", torch.as_tensor(layout.parents, dtype=torch.long), persistent=False)
 
-        self.mask_token = nn.Parameter(torch.zeros(feat_dim))
+        hidden_dim = encoder.dim
+        self.mask_token = nn.Parameter(torch.zeros(encoder.feat_dim))
         self.encoder_to_decoder = nn.Linear(hidden_dim, hidden_dim, bias=False)
-        out_dim = coord_channels * (2 if edge_weight > 0 else 1)  # joint, then bone-to-parent channels
-        widths = [hidden_dim] * decoder_layers + [out_dim]
+        out_dim = coord_channels * (2 if cfg.edge_weight > 0 else 1)  # joint, then bone-to-parent channels
+        widths = [hidden_dim] * cfg.decoder_layers + [out_dim]
         self.decoder = nn.ModuleList(
-            GINLayer(widths[i], hidden_dim, widths[i + 1], last=i == decoder_layers - 1) for i in range(decoder_layers)
+            GINLayer(widths[i], hidden_dim, widths[i + 1], last=i == cfg.decoder_layers - 1)
+            for i in range(cfg.decoder_layers)
         )
 
     def choose_mask(
@@ -231,7 +239,7 @@ class GraphMAE(nn.Module):
 
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None, shard: tuple[int, int] = (0, 1)
-    ) -> MAEOutput:
+    ) -> MethodOutput:
         """x: (N, C, T, V, M) -> loss on the masked joints of all N*M*T frame graphs."""
         seq = fold_persons(x)
         b, t, v, _ = seq.shape
@@ -244,4 +252,4 @@ class GraphMAE(nn.Module):
         if self.edge_weight > 0:
             bone_masked = mask | mask[..., self.parents]
             loss = loss + self.edge_weight * scaled_cosine_error(pred[..., k:], bone_target, bone_masked, self.beta)
-        return MAEOutput(loss=loss, pred=joint_pred, target=joint_target, mask=mask.reshape(b, t * v).float())
+        return MethodOutput(loss=loss, pred=joint_pred, target=joint_target, mask=mask.reshape(b, t * v).float())

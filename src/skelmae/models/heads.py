@@ -1,11 +1,14 @@
-"""Classification heads on encoder token features (N, M, S, V, D), and the classifier."""
+"""Classification heads on encoder features (N, M, S, V, D); each registered head is a
+:class:`~skelmae.models.common.Classifier` (the encoder plus its head)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from skelmae.models.st_mae import SkeletonEncoder
+from skelmae.models.common import HEADS, Classifier, Encoder
 
 
 class LinearProbeHead(nn.Module):
@@ -39,16 +42,38 @@ class FinetuneHead(nn.Module):
         return self.mlp(x)
 
 
-class SkeletonClassifier(nn.Module):
-    """Encoder + head; ``features`` gives the pooled clip embedding used by probes and kNN."""
+class SkeletonClassifier(Classifier):
+    """Encoder + a head on its token features; ``features`` is the pooled clip embedding."""
 
-    def __init__(self, encoder: SkeletonEncoder, head: nn.Module):
+    def __init__(self, encoder: Encoder, head: nn.Module):
         super().__init__()
         self.encoder = encoder
         self.head = head
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x).mean(dim=(1, 2, 3))
+        return self.encoder.pooled(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))
+
+
+@HEADS.register("linear")
+class LinearClassifier(SkeletonClassifier):
+    """The linear probe: BatchNorm + linear map of the pooled features (the head also takes them directly)."""
+
+    def __init__(self, encoder: Encoder, num_classes: int):
+        super().__init__(encoder, LinearProbeHead(encoder.dim, num_classes))
+
+
+@dataclass
+class MLPHeadConfig:
+    hidden: int = 2048
+    dropout: float = 0.3
+
+
+@HEADS.register("mlp", config=MLPHeadConfig)
+class MLPClassifier(SkeletonClassifier):
+    """MAMP's fine-tuning head: per-joint features concatenated, then a 2-layer MLP."""
+
+    def __init__(self, encoder: Encoder, num_classes: int, cfg: MLPHeadConfig):
+        super().__init__(encoder, FinetuneHead(encoder.dim, encoder.num_joints, num_classes, cfg.hidden, cfg.dropout))

@@ -1,34 +1,58 @@
 """Token masking strategies for skeleton MAEs.
 
 Tokens lie on a (segments S) x (joints V) grid, flattened time-major (index = s * V + v).
-Every strategy assigns each token a random score and keeps the ``n_visible`` tokens with
-the lowest scores, so all strategies keep exactly the same number of tokens per sample
+Every strategy gives each token a sort key and the ``n_visible`` tokens with the lowest
+keys are kept, so all strategies keep exactly the same number of tokens per sample
 (batching needs equal counts) and differ only in which tokens tend to survive:
 
 ``random``          uniform over tokens (MAE; the SkeletonMAE baseline as re-run by MAMP)
-``joint``           one score per joint, shared over time: whole joints are masked
-``frame``           one score per segment, shared over joints: whole frames are masked
-``spatiotemporal``  max(joint score, segment score): the kept tokens form a grid of kept
-                    joints x kept segments, so a token is masked when its joint *or* its
-                    frame is masked (SkeletonMAE's joint-level + frame-level masking)
-``bodypart``        one score per body-part group of the layout: whole limbs are masked
+``joint``           whole joints are masked (the unit is a joint, shared over time)
+``frame``           whole frames are masked (the unit is a segment, shared over joints)
+``spatiotemporal``  a token is masked when its joint *or* its frame is masked, so the kept
+                    tokens form a grid of kept joints x kept segments (SkeletonMAE's
+                    joint-level + frame-level masking)
+``bodypart``        whole limbs are masked (the unit is a body-part group of the layout)
 ``motion``          MAMP motion-aware masking: Gumbel-perturbed log-probabilities that
                     favour masking tokens that move more (temperature ``tau``)
 
 ``n_visible = int(S * V * (1 - ratio))``, which is 74 for 750 tokens at ratio 0.9 as in
-MAMP. When a structured strategy's unit does not divide that count, the last unit is
-kept partially (the lowest per-token tie-break wins), which keeps the count exact.
+MAMP. Structured strategies use an exact rule: the units are put in a random order and
+tokens are sorted by (rank of their unit, random within-unit tie-break), compared as
+integers. Whole units are therefore kept in rank order and, when a unit does not divide
+``n_visible``, only the one unit at the boundary is kept partially, which keeps the count
+exact. (Adding small noise to unit scores instead lets tokens of neighbouring units
+interleave whenever two scores are closer than the noise.)
+
+``spatiotemporal`` ranks the V joints and S segments together in one random order, and a
+token's unit is whichever of its joint and its segment comes later in it (rank =
+max(joint rank, segment rank)). Growing the kept set unit by unit adds a whole joint
+column over the segments already kept, or a whole segment row over the joints already
+kept, so the kept tokens are the full grid of the first ``a`` joints x first ``b``
+segments plus, at most, part of one more column over those ``b`` segments or one more row
+over those ``a`` joints.
+
+``random`` and ``motion`` have no units: their keys are the token scores themselves. The
+within-unit tie-break is drawn first for every strategy, so their noise (and masks) are
+those of earlier versions for the same generator.
+
+Strategies are registered in :data:`MASKING`; one with options is a dataclass that is its
+own typed config (``motion``'s ``tau``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
-STRATEGIES = ("random", "joint", "frame", "spatiotemporal", "bodypart", "motion")
+from skelmae.registry import Registry
 
-__all__ = ["STRATEGIES", "MaskResult", "visible_count", "token_motion", "mask_tokens", "sharded_rand"]
+__all__ = [
+    "MASKING", "STRATEGIES", "MaskContext", "MaskResult", "MaskingStrategy", "visible_count", "token_motion",
+    "mask_tokens", "sharded_rand",
+]
 
 
 @dataclass
@@ -64,47 +88,125 @@ def sharded_rand(
     return noise.reshape(-1, rows_per_sample, *shape[1:])[rank::world].reshape(shape)
 
 
-def _scores(
-    strategy: str,
-    batch: int,
-    segments: int,
-    joints: int,
-    device: torch.device,
-    generator: torch.Generator | None,
-    patches: torch.Tensor | None,
-    joint_groups: torch.Tensor | None,
-    tau: float,
-    shard: tuple[int, int],
-    rows_per_sample: int,
-) -> torch.Tensor:
-    def rand(*shape: int) -> torch.Tensor:
-        return sharded_rand(shape, device, generator, shard, rows_per_sample)
+@dataclass(frozen=True)
+class MaskContext:
+    """The token grid of this rank's rows and the noise a strategy draws from it."""
 
-    tie = rand(batch, segments, joints) * 1e-3  # orders tokens within a unit
-    if strategy == "random":
-        return rand(batch, segments, joints)
-    if strategy == "joint":
-        return rand(batch, 1, joints) + tie
-    if strategy == "frame":
-        return rand(batch, segments, 1) + tie
-    if strategy == "spatiotemporal":
-        return torch.maximum(rand(batch, 1, joints), rand(batch, segments, 1)) + tie
-    if strategy == "bodypart":
-        if joint_groups is None:
+    batch: int
+    segments: int
+    joints: int
+    device: torch.device
+    generator: torch.Generator | None
+    shard: tuple[int, int]
+    rows_per_sample: int
+    tie: torch.Tensor  # (B, S, V) uniform within-unit tie-break, drawn before the strategy's own noise
+    patches: torch.Tensor | None = None
+    joint_groups: torch.Tensor | None = None
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        """Uniform noise of shape (batch, *shape), the same for a sample on 1 or N processes."""
+        return sharded_rand((self.batch, *shape), self.device, self.generator, self.shard, self.rows_per_sample)
+
+
+class MaskingStrategy(Protocol):
+    def keys(self, ctx: MaskContext) -> torch.Tensor:
+        """(B, S, V) sort keys; the tokens with the lowest keys are kept."""
+        ...
+
+
+MASKING: Registry[MaskingStrategy] = Registry("masking strategy")
+
+
+def _ranks(scores: torch.Tensor) -> torch.Tensor:
+    """Rank of each entry along the last dim: a uniformly random permutation for uniform noise."""
+    return scores.argsort(dim=-1).argsort(dim=-1)
+
+
+def _unit_keys(unit_rank: torch.Tensor, tie: torch.Tensor) -> torch.Tensor:
+    """Integer keys ordering tokens by (unit rank, tie-break); ``unit_rank`` broadcasts to ``tie``."""
+    tie_rank = _ranks(tie.flatten(1)).view_as(tie)
+    return unit_rank * tie[0].numel() + tie_rank
+
+
+@MASKING.register("random")
+@dataclass
+class RandomMasking:
+    """Uniform over tokens."""
+
+    def keys(self, ctx: MaskContext) -> torch.Tensor:
+        return ctx.rand(ctx.segments, ctx.joints)
+
+
+@MASKING.register("joint")
+@dataclass
+class JointMasking:
+    """Whole joints, in random order."""
+
+    def keys(self, ctx: MaskContext) -> torch.Tensor:
+        return _unit_keys(_ranks(ctx.rand(ctx.joints))[:, None, :], ctx.tie)
+
+
+@MASKING.register("frame")
+@dataclass
+class FrameMasking:
+    """Whole segments, in random order."""
+
+    def keys(self, ctx: MaskContext) -> torch.Tensor:
+        return _unit_keys(_ranks(ctx.rand(ctx.segments))[:, :, None], ctx.tie)
+
+
+@MASKING.register("spatiotemporal")
+@dataclass
+class SpatioTemporalMasking:
+    """A grid of kept joints x kept segments (rule in the module docstring)."""
+
+    def keys(self, ctx: MaskContext) -> torch.Tensor:
+        ranks = _ranks(torch.cat([ctx.rand(ctx.joints), ctx.rand(ctx.segments)], dim=1))
+        joint_rank, segment_rank = ranks[:, None, : ctx.joints], ranks[:, ctx.joints :, None]
+        return _unit_keys(torch.maximum(joint_rank, segment_rank), ctx.tie)
+
+
+@MASKING.register("bodypart")
+@dataclass
+class BodyPartMasking:
+    """Whole body-part groups of the layout, in random order."""
+
+    def keys(self, ctx: MaskContext) -> torch.Tensor:
+        if ctx.joint_groups is None:
             raise ValueError("bodypart masking needs the layout's joint groups")
-        per_group = rand(batch, int(joint_groups.max()) + 1)
-        return per_group[:, joint_groups.to(device)][:, None, :] + tie
-    if strategy == "motion":
-        if patches is None:
+        groups = ctx.joint_groups.to(ctx.device)
+        group_rank = _ranks(ctx.rand(int(groups.max()) + 1))
+        return _unit_keys(group_rank[:, groups][:, None, :], ctx.tie)
+
+
+@MASKING.register("motion")
+@dataclass
+class MotionMasking:
+    """MAMP motion-aware masking: tokens that move more are masked more often."""
+
+    tau: float = 0.8  # softmax temperature, relative to the sample's largest motion
+
+    def keys(self, ctx: MaskContext) -> torch.Tensor:
+        if ctx.patches is None:
             raise ValueError("motion-aware masking needs the input patches")
-        motion = token_motion(patches).reshape(batch, -1)
-        logits = motion / (motion.max(dim=-1, keepdim=True).values * tau + 1e-10)
+        motion = token_motion(ctx.patches).reshape(ctx.batch, -1)
+        logits = motion / (motion.max(dim=-1, keepdim=True).values * self.tau + 1e-10)
         log_p = torch.log_softmax(logits, dim=-1)
-        uniform = rand(batch, segments * joints).clamp(1e-20, 1 - 1e-7)
+        uniform = ctx.rand(ctx.segments * ctx.joints).clamp(1e-20, 1 - 1e-7)
         gumbel = -torch.log(-torch.log(uniform))
         # keep the lowest: tokens with high motion (high log_p + noise) are masked more often
-        return (log_p + gumbel).reshape(batch, segments, joints)
-    raise ValueError(f"unknown mask strategy {strategy!r}; expected one of {STRATEGIES}")
+        return (log_p + gumbel).reshape(ctx.batch, ctx.segments, ctx.joints)
+
+
+STRATEGIES: tuple[str, ...] = tuple(MASKING.names())
+
+
+def _build(strategy: str, tau: float) -> MaskingStrategy:
+    """The registered strategy, given those of mask_tokens' options that its config declares."""
+    schema = MASKING.get(strategy).config
+    declared = {f.name for f in dataclasses.fields(schema)} if schema is not None else set()
+    options = {"tau": tau}
+    return MASKING.build(strategy, {k: v for k, v in options.items() if k in declared})
 
 
 def mask_tokens(
@@ -129,12 +231,12 @@ def mask_tokens(
     generator seed every sample gets the same mask on 1 or N processes.
     """
     device = torch.device(device)
-    scores = _scores(
-        strategy, batch, segments, joints, device, generator, patches, joint_groups, tau, shard, rows_per_sample
-    )
+    chosen = _build(strategy, tau)
+    tie = sharded_rand((batch, segments, joints), device, generator, shard, rows_per_sample)
+    ctx = MaskContext(batch, segments, joints, device, generator, shard, rows_per_sample, tie, patches, joint_groups)
     num_tokens = segments * joints
     n_keep = visible_count(num_tokens, ratio)
-    ids_shuffle = torch.argsort(scores.reshape(batch, num_tokens), dim=1)
+    ids_shuffle = torch.argsort(chosen.keys(ctx).reshape(batch, num_tokens), dim=1)
     ids_keep = torch.sort(ids_shuffle[:, :n_keep], dim=1).values
     ids_masked = ids_shuffle[:, n_keep:]
     order = torch.cat([ids_keep, ids_masked], dim=1)

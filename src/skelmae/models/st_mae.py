@@ -16,25 +16,24 @@ Read top to bottom:
    tokens only.
 
 Persons are encoded independently (no cross-person attention); heads average persons.
+The encoder is the registered backbone ``transformer``, the MAE the method ``mae``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skelmae.models.masking import STRATEGIES, MaskResult, mask_tokens
+from skelmae.models.common import BACKBONES, METHODS, Encoder, InputSpec, MethodOutput, PretrainMethod, fold_persons
+from skelmae.models.masking import MASKING, MaskResult, mask_tokens
 
-__all__ = ["patchify", "motion_target", "masked_mse", "Block", "SkeletonEncoder", "SkeletonMAE", "MAEOutput"]
-
-
-def fold_persons(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, T, V, M) -> (N*M, T, V, C), person-minor so persons of a sample are adjacent."""
-    n, c, t, v, m = x.shape
-    return x.permute(0, 4, 2, 3, 1).reshape(n * m, t, v, c)
+__all__ = [
+    "patchify", "motion_target", "masked_mse", "Block", "TransformerConfig", "SkeletonEncoder", "MAEConfig", "SkeletonMAE",
+]
 
 
 def patchify(seq: torch.Tensor, segment: int) -> torch.Tensor:
@@ -115,36 +114,37 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class SkeletonEncoder(nn.Module):
+@dataclass
+class TransformerConfig:
+    """The MAMP transformer: ``segment`` frames x 1 joint per token, ``depth`` pre-norm blocks."""
+
+    segment: int = 4
+    dim: int = 256
+    depth: int = 8
+    heads: int = 8
+    mlp_ratio: float = 4.0
+    drop_path: float = 0.0  # stochastic depth, linearly increasing over the blocks (fine-tuning)
+
+    TUNABLE: ClassVar[tuple[str, ...]] = ("drop_path",)  # a downstream run may set these on a pre-trained encoder
+
+
+@BACKBONES.register("transformer", config=TransformerConfig)
+class SkeletonEncoder(Encoder):
     """Token embedding + transformer over one person's (segments x joints) token grid."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        num_joints: int,
-        num_frames: int,
-        segment: int = 4,
-        dim: int = 256,
-        depth: int = 8,
-        heads: int = 8,
-        mlp_ratio: float = 4.0,
-        drop_path: float = 0.0,
-    ):
+    def __init__(self, spec: InputSpec, cfg: TransformerConfig):
         super().__init__()
-        if num_frames % segment:
-            raise ValueError(f"window of {num_frames} frames is not a multiple of the segment length {segment}")
-        self.args = {
-            "in_channels": in_channels, "num_joints": num_joints, "num_frames": num_frames, "segment": segment,
-            "dim": dim, "depth": depth, "heads": heads, "mlp_ratio": mlp_ratio, "drop_path": drop_path,
-        }
-        self.in_channels, self.num_joints, self.segment, self.dim = in_channels, num_joints, segment, dim
-        self.num_segments = num_frames // segment
-        self.embed = nn.Linear(segment * in_channels, dim)
-        self.temporal_pos = nn.Parameter(torch.zeros(1, self.num_segments, 1, dim))
-        self.spatial_pos = nn.Parameter(torch.zeros(1, 1, num_joints, dim))
-        rates = torch.linspace(0, drop_path, depth).tolist()
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, r) for r in rates)
-        self.norm = nn.LayerNorm(dim)
+        if spec.num_frames % cfg.segment:
+            raise ValueError(f"window of {spec.num_frames} frames is not a multiple of the segment length {cfg.segment}")
+        self.in_channels, self.num_joints, self.segment, self.dim = spec.in_channels, spec.num_joints, cfg.segment, cfg.dim
+        self.mlp_ratio = cfg.mlp_ratio
+        self.num_segments = spec.num_frames // cfg.segment
+        self.embed = nn.Linear(cfg.segment * spec.in_channels, cfg.dim)
+        self.temporal_pos = nn.Parameter(torch.zeros(1, self.num_segments, 1, cfg.dim))
+        self.spatial_pos = nn.Parameter(torch.zeros(1, 1, spec.num_joints, cfg.dim))
+        rates = torch.linspace(0, cfg.drop_path, cfg.depth).tolist()
+        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_ratio, r) for r in rates)
+        self.norm = nn.LayerNorm(cfg.dim)
         self.apply(_init_weights)
         nn.init.trunc_normal_(self.temporal_pos, std=0.02)
         nn.init.trunc_normal_(self.spatial_pos, std=0.02)
@@ -155,19 +155,24 @@ class SkeletonEncoder(nn.Module):
 
     @property
     def num_layers(self) -> int:
-        """Layer-wise lr decay depth: embeddings (0), blocks (1..depth), the rest (depth + 1)."""
+        """Layer-wise lr decay depth: embeddings (0) and blocks (1..depth); the final norm is on top."""
         return len(self.blocks) + 1
 
     def layer_id(self, name: str) -> int:
-        """Layer of a parameter named relative to the encoder's parent (``encoder.blocks.3.x``)."""
         parts = name.split(".")
-        if "encoder" in parts:
-            parts = parts[parts.index("encoder") + 1:]
-            if parts[0] in ("embed", "temporal_pos", "spatial_pos"):
-                return 0
-            if parts[0] == "blocks":
-                return int(parts[1]) + 1
+        if parts[0] in ("embed", "temporal_pos", "spatial_pos"):
+            return 0
+        if parts[0] == "blocks":
+            return int(parts[1]) + 1
         return self.num_layers
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Resamples a pre-trained temporal embedding of another clip length (linear in time)."""
+        pos = state.get("temporal_pos")
+        if pos is None or pos.shape == self.temporal_pos.shape:
+            return state
+        resized = F.interpolate(pos[0, :, 0].T[None], size=self.num_segments, mode="linear", align_corners=False)[0].T
+        return {**state, "temporal_pos": resized[None, :, None, :]}
 
     def embed_tokens(self, patches: torch.Tensor) -> torch.Tensor:
         """(B, S, V, P) patches -> (B, S*V, dim) embedded tokens with positions."""
@@ -188,55 +193,47 @@ class SkeletonEncoder(nn.Module):
 
 
 @dataclass
-class MAEOutput:
-    loss: torch.Tensor
-    pred: torch.Tensor  # (B, L, P) predicted token values (normalised space if norm_target)
-    target: torch.Tensor  # (B, L, P) targets in the same space
-    mask: torch.Tensor  # (B, L), 1 = masked
+class MAEConfig:
+    """SkeletonMAE / MAMP pre-training: decoder size, masking and reconstruction target."""
+
+    decoder_dim: int = 256
+    decoder_depth: int = 3
+    decoder_heads: int = 8
+    mask: str = "motion"  # a registered masking strategy (skelmae.models.masking)
+    ratio: float = 0.9
+    tau: float = 0.8  # motion-aware masking temperature (0.75 for NTU120 in MAMP)
+    target: str = "motion"  # coords (SkeletonMAE) | motion (MAMP)
+    norm_target: bool = True
 
 
-class SkeletonMAE(nn.Module):
+@METHODS.register("mae", config=MAEConfig)
+class SkeletonMAE(PretrainMethod):
     """Masked autoencoder around a :class:`SkeletonEncoder`."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        num_joints: int,
-        num_frames: int,
-        segment: int = 4,
-        dim: int = 256,
-        depth: int = 8,
-        heads: int = 8,
-        mlp_ratio: float = 4.0,
-        decoder_dim: int = 256,
-        decoder_depth: int = 3,
-        decoder_heads: int = 8,
-        mask_strategy: str = "motion",
-        mask_ratio: float = 0.9,
-        motion_tau: float = 0.8,
-        target: str = "motion",
-        norm_target: bool = True,
-        joint_groups: list[int] | None = None,
-    ):
+    backbones = ("transformer",)
+
+    def __init__(self, encoder: SkeletonEncoder, spec: InputSpec, cfg: MAEConfig):
         super().__init__()
-        if mask_strategy not in STRATEGIES:
-            raise ValueError(f"mask_strategy must be one of {STRATEGIES}, got {mask_strategy!r}")
-        if target not in ("coords", "motion"):
-            raise ValueError(f"target must be 'coords' or 'motion', got {target!r}")
-        self.encoder = SkeletonEncoder(in_channels, num_joints, num_frames, segment, dim, depth, heads, mlp_ratio)
-        self.mask_strategy, self.mask_ratio, self.motion_tau = mask_strategy, mask_ratio, motion_tau
-        self.target, self.norm_target = target, norm_target
-        groups = torch.as_tensor(joint_groups if joint_groups is not None else [0] * num_joints, dtype=torch.long)
+        if cfg.mask not in MASKING:
+            raise ValueError(f"mask must be one of {MASKING.names()}, got {cfg.mask!r}")
+        if cfg.target not in ("coords", "motion"):
+            raise ValueError(f"target must be 'coords' or 'motion', got {cfg.target!r}")
+        self.encoder = encoder
+        self.mask_strategy, self.mask_ratio, self.motion_tau = cfg.mask, cfg.ratio, cfg.tau
+        self.target, self.norm_target = cfg.target, cfg.norm_target
+        groups = torch.as_tensor(spec.layout.group_index(), dtype=torch.long)
         self.register_buffer("joint_groups", groups, persistent=False)
 
-        s = self.encoder.num_segments
-        self.decoder_embed = nn.Linear(dim, decoder_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
-        self.decoder_temporal_pos = nn.Parameter(torch.zeros(1, s, 1, decoder_dim))
-        self.decoder_spatial_pos = nn.Parameter(torch.zeros(1, 1, num_joints, decoder_dim))
-        self.decoder_blocks = nn.ModuleList(Block(decoder_dim, decoder_heads, mlp_ratio) for _ in range(decoder_depth))
-        self.decoder_norm = nn.LayerNorm(decoder_dim)
-        self.decoder_pred = nn.Linear(decoder_dim, segment * in_channels)
+        s, dim, segment = encoder.num_segments, encoder.dim, encoder.segment
+        self.decoder_embed = nn.Linear(dim, cfg.decoder_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
+        self.decoder_temporal_pos = nn.Parameter(torch.zeros(1, s, 1, cfg.decoder_dim))
+        self.decoder_spatial_pos = nn.Parameter(torch.zeros(1, 1, spec.num_joints, cfg.decoder_dim))
+        self.decoder_blocks = nn.ModuleList(
+            Block(cfg.decoder_dim, cfg.decoder_heads, encoder.mlp_ratio) for _ in range(cfg.decoder_depth)
+        )
+        self.decoder_norm = nn.LayerNorm(cfg.decoder_dim)
+        self.decoder_pred = nn.Linear(cfg.decoder_dim, segment * spec.in_channels)
         for module in (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred):
             module.apply(_init_weights)
         for param in (self.mask_token, self.decoder_temporal_pos, self.decoder_spatial_pos):
@@ -283,7 +280,7 @@ class SkeletonMAE(nn.Module):
 
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None, shard: tuple[int, int] = (0, 1)
-    ) -> MAEOutput:
+    ) -> MethodOutput:
         """x: (N, C, T, V, M) -> loss on the masked tokens of all N*M person sequences.
 
         ``generator`` and ``shard`` make the masks reproducible across process counts
@@ -296,4 +293,4 @@ class SkeletonMAE(nn.Module):
         pred = self.forward_decoder(latent, mask.ids_restore)
         target = self.make_target(seq)
         loss = masked_mse(pred.float(), target, mask.mask)
-        return MAEOutput(loss=loss, pred=pred, target=target, mask=mask.mask)
+        return MethodOutput(loss=loss, pred=pred, target=target, mask=mask.mask)

@@ -27,14 +27,16 @@ The paper released no code; points it leaves open are marked *choice*. Read top 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skelmae.models.common import HEADS, Classifier, fold_persons
 from skelmae.models.graph_mae import GraphEncoder
-from skelmae.models.st_mae import fold_persons
 
-__all__ = ["MultiScaleTemporalConv", "STRLLayer", "STRLNet"]
+__all__ = ["MultiScaleTemporalConv", "STRLLayer", "STRLConfig", "STRLNet"]
 
 
 class MultiScaleTemporalConv(nn.Module):
@@ -81,13 +83,23 @@ class STRLLayer(nn.Module):
         return F.relu(self.temporal(h) + h)
 
 
-class STRLNet(nn.Module):
+@dataclass
+class STRLConfig:
+    layers: int = 3
+    dropout: float = 0.3
+
+
+@HEADS.register("strl", config=STRLConfig)
+class STRLNet(Classifier):
     """The STRL classifier; ``.encoder`` is the (pre-trained) :class:`GraphEncoder`."""
 
-    def __init__(self, encoder: GraphEncoder, num_classes: int, layers: int = 3, dropout: float = 0.3):
+    def __init__(self, encoder: GraphEncoder, num_classes: int, cfg: STRLConfig):
         super().__init__()
-        if layers < 1:
-            raise ValueError(f"STRL needs at least one layer, got {layers}")
+        if not isinstance(encoder, GraphEncoder):
+            raise ValueError("STRL fine-tunes a graph encoder: it needs model.arch=gin")
+        if cfg.layers < 1:
+            raise ValueError(f"STRL needs at least one layer, got {cfg.layers}")
+        layers, dropout = cfg.layers, cfg.dropout
         self.encoder = encoder
         dim = encoder.feat_dim
         self.temporal_pos = nn.Parameter(torch.zeros(1, encoder.num_frames, 1, dim))

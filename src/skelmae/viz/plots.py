@@ -8,10 +8,11 @@
   predicted class, class names as headers) and ``<stem>.png`` (colour = share of the
   true class, i.e. row-normalised recall, so rare classes are as visible as common
   ones; counts are printed in the cells when there are at most 30 classes).
-- ``tsne`` + ``plot_embedding``: scikit-learn's t-SNE of frozen features to 2-D, PCA
-  initialised and seeded (so a figure is reproducible), perplexity capped below a third
-  of the sample count as t-SNE requires, exact gradients up to 500 samples and the
-  Barnes-Hut approximation above; a scatter coloured by class.
+- ``tsne`` + ``plot_embedding`` + ``write_embedding_csv``: scikit-learn's t-SNE of frozen
+  features to 2-D, PCA initialised and seeded (so a figure is reproducible), perplexity
+  capped below a third of the sample count as t-SNE requires, exact gradients up to 500
+  samples and the Barnes-Hut approximation above; a scatter coloured by class and the
+  points as CSV.
 
 All figures use matplotlib's Agg canvas directly (no pyplot state) and are written under
 a temporary name, then renamed.
@@ -20,17 +21,18 @@ a temporary name, then renamed.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from skelmae.atomic import atomic_output
+from skelmae.atomic import atomic_output, write_text_atomic
 
-__all__ = ["read_metrics", "plot_training_curves", "write_confusion_matrix", "tsne", "plot_embedding"]
+__all__ = ["read_metrics", "plot_training_curves", "write_confusion_matrix", "tsne", "plot_embedding", "write_embedding_csv"]
 
 EXACT_TSNE_MAX = 500  # below this many samples exact t-SNE is both faster and exact; above, Barnes-Hut
 
@@ -54,6 +56,12 @@ def _save(figure: Any, path: Path) -> Path:
     with atomic_output(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
     return path
+
+
+def _write_csv(path: Path, rows: Iterable[Sequence[Any]]) -> Path:
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    return write_text_atomic(path, text.getvalue())
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -118,11 +126,7 @@ def write_confusion_matrix(
         raise ValueError(f"confusion matrix of shape {cm.shape} for {k} classes")
     stem = Path(stem)
     csv_path, png_path = stem.with_name(stem.name + ".csv"), stem.with_name(stem.name + ".png")
-    with atomic_output(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["true \\ predicted", *classes])
-        for name, row in zip(classes, cm):
-            writer.writerow([name, *row.tolist()])
+    _write_csv(csv_path, [["true \\ predicted", *classes], *([name, *row.tolist()] for name, row in zip(classes, cm))])
 
     support = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, support, out=np.zeros(cm.shape, dtype=np.float64), where=support > 0)
@@ -187,3 +191,14 @@ def plot_embedding(
     ax.set_title(title, fontsize=10)
     figure.tight_layout()
     return _save(figure, Path(out_path))
+
+
+def write_embedding_csv(
+    path: str | Path, names: Sequence[str], labels: np.ndarray, classes: Sequence[str], points: np.ndarray
+) -> Path:
+    """The 2-D points, one row per sample: ``name,label,class,x,y`` (class empty when unlabelled)."""
+    rows = (
+        [name, int(label), classes[label] if label >= 0 else "", f"{x:.4f}", f"{y:.4f}"]
+        for name, label, (x, y) in zip(names, labels, points)
+    )
+    return _write_csv(Path(path), [["name", "label", "class", "x", "y"], *rows])

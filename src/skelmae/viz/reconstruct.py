@@ -21,15 +21,20 @@ per token when ``norm_target`` is set. For display:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from skelmae.data.layouts import SkeletonLayout
 from skelmae.models.st_mae import SkeletonMAE, fold_persons, motion_target, patchify
-from skelmae.viz.render import Panel
+from skelmae.viz.render import Camera, Panel, SequenceRenderer, save_rendering
 
-__all__ = ["Reconstruction", "unpatchify", "predicted_positions", "reconstruct", "reconstruction_panels"]
+__all__ = [
+    "Reconstruction", "unpatchify", "predicted_positions", "reconstruct", "reconstruction_panels", "render_reconstruction",
+]
 
 NORM_EPS = 1.0e-6  # the variance epsilon of SkeletonMAE.make_target
 
@@ -102,3 +107,23 @@ def reconstruction_panels(rec: Reconstruction) -> list[Panel]:
         Panel("masked tokens (grey)", rec.input, greyed=rec.masked),
         Panel("reconstruction (ringed: predicted)", rec.output, predicted=rec.masked),
     ]
+
+
+def render_reconstruction(
+    mae: SkeletonMAE,
+    rec: Reconstruction,
+    layout: SkeletonLayout,
+    channels: Sequence[str],
+    out: str | Path,
+    title: str = "",
+    camera: Camera = Camera(),
+    fps: float = 30.0,
+    sheet_frames: int = 8,
+    stride: int = 1,
+) -> list[Path]:
+    """Draws the three :func:`reconstruction_panels` side by side; the title adds how ``mae``
+    masks and what it predicts, so a picture says what it shows. Returns the files written."""
+    target = f"{mae.target} target" + (", per-token normalised" if mae.norm_target else "")
+    title = f"{title} | {mae.mask_strategy} masking {mae.mask_ratio:.0%}, {target}; masked-token loss {rec.loss:.3f}"
+    renderer = SequenceRenderer(reconstruction_panels(rec), layout, channels, camera, title=title)
+    return save_rendering(renderer, out, fps=fps, sheet_frames=sheet_frames, stride=stride)

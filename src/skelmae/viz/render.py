@@ -37,11 +37,13 @@ from tqdm import tqdm
 
 from skelmae.atomic import atomic_output
 from skelmae.data.layouts import SkeletonLayout
-from skelmae.engine.common import is_planar
+from skelmae.data.storage import SkeletonStore
+from skelmae.data.transforms import is_planar
 from skelmae.errors import SkelmaeError
 
 __all__ = [
     "Camera", "Panel", "SequenceRenderer", "contact_sheet", "write_gif", "write_mp4", "write_png", "save_rendering",
+    "render_sample",
 ]
 
 GREY = (0.74, 0.74, 0.74, 1.0)
@@ -370,3 +372,18 @@ def save_rendering(
     if sheet:
         written.append(write_png(contact_sheet(sheet), out.with_suffix(".png")))
     return written
+
+
+def render_sample(
+    store: SkeletonStore,
+    index: int,
+    out: str | Path,
+    camera: Camera = Camera(),
+    fps: float = 30.0,
+    sheet_frames: int = 8,
+    stride: int = 1,
+) -> list[Path]:
+    """Draws stored sample ``index`` (``skelmae data show``); returns the files written."""
+    seq = store.sequence(index)
+    renderer = SequenceRenderer([Panel(f"{len(seq)} frames", seq)], store.layout, store.channels, camera, title=store.title(index))
+    return save_rendering(renderer, out, fps=fps, sheet_frames=sheet_frames, stride=stride)

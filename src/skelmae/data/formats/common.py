@@ -21,6 +21,7 @@ __all__ = [
     "check_finite",
     "resource_lines",
     "centre_on_first_frame",
+    "read_class_names",
     "find_files",
 ]
 
@@ -102,24 +103,33 @@ def resource_lines(name: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def centre_on_first_frame(seq: np.ndarray, joint: int) -> np.ndarray | None:
+def centre_on_first_frame(seq: np.ndarray, joint: int, absent: np.ndarray | None = None) -> np.ndarray | None:
     """Translate so that ``joint`` of person 0 in its first present frame is the origin.
 
-    ``seq`` is (T, M, V, C) float32; a person is absent in a frame when all its values
-    are zero, and absent persons stay zero. Only the first three channels (xyz) move.
-    Returns None when person 0 is never present. This is the NTU reference centring
-    (SGN ``seq_transformation``), used for every 3D dataset.
+    The NTU reference centring (SGN ``seq_translation``), used for every 3D dataset.
+    ``seq`` is (T, M, V, C) float32; only the first three channels (xyz) move. The
+    (T, M) person frames marked in ``absent`` are zero afterwards; by default those whose
+    values are all zero, so absent persons stay absent (the NTU reader passes the
+    reference's own rule). Returns None when person 0 is never present.
     """
-    present = np.any(seq != 0, axis=(2, 3))  # (T, M)
-    frames = np.flatnonzero(present[:, 0])
+    frames = np.flatnonzero(np.any(seq[:, 0] != 0, axis=(1, 2)))
     if frames.size == 0:
         return None
+    if absent is None:
+        absent = ~np.any(seq != 0, axis=(2, 3))
     coords = min(3, seq.shape[-1])
-    origin = seq[frames[0], 0, joint, :coords].copy()
     out = seq.copy()
-    out[..., :coords] -= origin
-    out[~present] = 0
+    out[..., :coords] -= seq[frames[0], 0, joint, :coords]
+    out[absent] = 0
     return out
+
+
+def read_class_names(path: str | Path, num_classes: int) -> list[str]:
+    """Class names from a text file, one per line; it must name at least ``num_classes``."""
+    classes = [line.strip() for line in read_text(path).splitlines() if line.strip()]
+    if len(classes) < num_classes:
+        raise DataFormatError(path, None, f"names {len(classes)} classes but the labels need {num_classes}", "one class name per line")
+    return classes
 
 
 def find_files(raw: Sequence[Path], pattern: str) -> dict[str, Path]:

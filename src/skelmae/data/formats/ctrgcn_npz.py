@@ -18,23 +18,24 @@ are ``<protocol>_train`` / ``<protocol>_test``, the protocol read from the file 
 from __future__ import annotations
 
 import functools
-import os
 import re
-import uuid
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
+from skelmae.atomic import atomic_output
 from skelmae.data.formats import ntu
-from skelmae.data.prepare import ImportPlan, Loaded, Sample
+from skelmae.data.formats.base import FORMATS, DatasetFormat, ImportPlan, Loaded, Sample
+from skelmae.data.formats.common import read_class_names
 from skelmae.errors import DataFormatError, SkelmaeError
 
-__all__ = ["read_header", "iter_rows", "protocol_from_name", "write_npz", "plan"]
+__all__ = ["read_header", "iter_rows", "protocol_from_name", "write_npz", "NpzOptions", "CtrgcnNpz"]
 
 PARTS = ("train", "test")
 _PROTOCOLS = {"cs": "xsub", "csub": "xsub", "xsub": "xsub", "cv": "xview", "xview": "xview", "cview": "xview",
@@ -152,51 +153,60 @@ def _sample(item: tuple[str, int, np.ndarray, int], converters: dict[str, Callab
     return Loaded([Sample(seq, label, name, {}, (split[part],))])
 
 
-def plan(raw: Sequence[Path], protocol: str | None = None, class_names: Path | None = None) -> ImportPlan:
-    """One ``.npz`` file with ``x_train``/``y_train`` and/or ``x_test``/``y_test``."""
-    if len(raw) != 1 or not raw[0].is_file():
-        raise SkelmaeError("ctrgcn-npz takes exactly one .npz file: --raw FILE.npz")
-    path = raw[0]
-    with _open_archive(path) as archive:
-        members = {Path(n).stem for n in archive.namelist() if n.endswith(".npy")}
-    parts = [part for part in PARTS if f"x_{part}" in members]
-    if not parts:
-        raise DataFormatError(path, None, f"has arrays {sorted(members)}", "x_train/y_train and/or x_test/y_test")
-    for part in parts:
-        if f"y_{part}" not in members:
-            raise DataFormatError(path, f"array 'y_{part}'", "is missing", f"labels for x_{part}")
-    shapes = {part: read_header(path, f"x_{part}")[0] for part in parts}
-    converters = {part: _row_to_sequence(shapes[part], path, f"x_{part}") for part in parts}
-    sample_shapes = {part: converters[part](np.zeros(shapes[part][1:], np.float32)).shape[1:] for part in parts}
-    if len(set(sample_shapes.values())) != 1:
-        raise DataFormatError(path, "arrays x_train, x_test", f"hold samples of shapes {sample_shapes}", "one shape")
-    labels = {part: _labels(path, f"y_{part}", shapes[part][0]) for part in parts}
-    widths = [read_header(path, f"y_{part}")[0] for part in parts]
-    num_classes = max([int(y.max()) + 1 for y in labels.values() if y.size] + [w[1] for w in widths if len(w) == 2] + [1])
-    protocol = protocol or protocol_from_name(path.stem)
-    split = {part: f"{protocol}_{part}" if protocol else part for part in parts}
-    if class_names is not None:
-        classes = [line.strip() for line in Path(class_names).read_text(encoding="utf-8").splitlines() if line.strip()]
-        if len(classes) < num_classes:
-            raise SkelmaeError(f"{class_names} names {len(classes)} classes but the labels need {num_classes}")
-    elif path.stem.lower().startswith("ntu") and num_classes in (60, 120):
-        classes = ntu.class_names(f"ntu{num_classes}")
-    else:
-        classes = [f"class {i}" for i in range(num_classes)]
+@dataclass(frozen=True)
+class NpzOptions:
+    protocol: str | None = field(default=None, metadata={"help": "split prefix (default: from the file name, e.g. xsub)"})
+    class_names: Path | None = field(default=None, metadata={"help": "text file with one class name per line"})
 
-    def items() -> Iterator[tuple[str, int, np.ndarray, int]]:
+
+@FORMATS.register("ctrgcn-npz", config=NpzOptions)
+class CtrgcnNpz(DatasetFormat):
+    """CTR-GCN / MAMP .npz files (x_train, y_train, x_test, y_test), streamed."""
+
+    def plan(self, raw: Sequence[Path]) -> ImportPlan:
+        """One ``.npz`` file with ``x_train``/``y_train`` and/or ``x_test``/``y_test``."""
+        protocol, class_names = self.options.protocol, self.options.class_names
+        if len(raw) != 1 or not raw[0].is_file():
+            raise SkelmaeError("ctrgcn-npz takes exactly one .npz file: --raw FILE.npz")
+        path = raw[0]
+        with _open_archive(path) as archive:
+            members = {Path(n).stem for n in archive.namelist() if n.endswith(".npy")}
+        parts = [part for part in PARTS if f"x_{part}" in members]
+        if not parts:
+            raise DataFormatError(path, None, f"has arrays {sorted(members)}", "x_train/y_train and/or x_test/y_test")
         for part in parts:
-            for index, row in enumerate(iter_rows(path, f"x_{part}")):
-                yield part, index, row, int(labels[part][index])
+            if f"y_{part}" not in members:
+                raise DataFormatError(path, f"array 'y_{part}'", "is missing", f"labels for x_{part}")
+        shapes = {part: read_header(path, f"x_{part}")[0] for part in parts}
+        converters = {part: _row_to_sequence(shapes[part], path, f"x_{part}") for part in parts}
+        sample_shapes = {part: converters[part](np.zeros(shapes[part][1:], np.float32)).shape[1:] for part in parts}
+        if len(set(sample_shapes.values())) != 1:
+            raise DataFormatError(path, "arrays x_train, x_test", f"hold samples of shapes {sample_shapes}", "one shape")
+        labels = {part: _labels(path, f"y_{part}", shapes[part][0]) for part in parts}
+        widths = [read_header(path, f"y_{part}")[0] for part in parts]
+        num_classes = max([int(y.max()) + 1 for y in labels.values() if y.size] + [w[1] for w in widths if len(w) == 2] + [1])
+        protocol = protocol or protocol_from_name(path.stem)
+        split = {part: f"{protocol}_{part}" if protocol else part for part in parts}
+        if class_names is not None:
+            classes = read_class_names(class_names, num_classes)
+        elif path.stem.lower().startswith("ntu") and num_classes in (60, 120):
+            classes = ntu.class_names(f"ntu{num_classes}")
+        else:
+            classes = [f"class {i}" for i in range(num_classes)]
 
-    return ImportPlan(
-        format="ctrgcn-npz", name=path.stem, raw=str(path), layout="ntu25", channels=["x", "y", "z"],
-        num_persons=sample_shapes[parts[0]][0], classes=classes, split_names=[split[part] for part in parts],
-        source={"raw": str(path), "protocol": protocol, "stored": "each row up to its last non-zero frame"},
-        items=items(), load=functools.partial(_sample, converters=converters, split=split, path=path),
-        total=sum(shape[0] for shape in shapes.values()), parallel=False, unit="sample",
-        notes=[f"{shapes[part][0]} {part} sample(s) -> split {split[part]}" for part in parts],
-    )
+        def items() -> Iterator[tuple[str, int, np.ndarray, int]]:
+            for part in parts:
+                for index, row in enumerate(iter_rows(path, f"x_{part}")):
+                    yield part, index, row, int(labels[part][index])
+
+        return ImportPlan(
+            format="ctrgcn-npz", name=path.stem, raw=str(path), layout="ntu25", channels=["x", "y", "z"],
+            num_persons=sample_shapes[parts[0]][0], classes=classes, split_names=[split[part] for part in parts],
+            source={"raw": str(path), "protocol": protocol, "stored": "each row up to its last non-zero frame"},
+            items=items(), load=functools.partial(_sample, converters=converters, split=split, path=path),
+            total=sum(shape[0] for shape in shapes.values()), parallel=False, unit="sample",
+            notes=[f"{shapes[part][0]} {part} sample(s) -> split {split[part]}" for part in parts],
+        )
 
 
 def write_npz(path: str | Path, arrays: dict[str, tuple[tuple[int, ...], np.dtype, Iterator[np.ndarray]]], compress: bool = False) -> Path:
@@ -204,21 +214,16 @@ def write_npz(path: str | Path, arrays: dict[str, tuple[tuple[int, ...], np.dtyp
 
     The archive is written under a temporary name and renamed when complete.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for key, (shape, dtype, rows) in arrays.items():
-                with archive.open(f"{key}.npy", "w", force_zip64=True) as fh:
-                    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
-                    np.lib.format.write_array_header_1_0(fh, header)
-                    written = 0
-                    for row in rows:
-                        fh.write(np.ascontiguousarray(row, dtype=dtype).tobytes())
-                        written += 1
-                    if written != shape[0]:
-                        raise ValueError(f"{key}: {written} rows written, header says {shape[0]}")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", compression=compression, allowZip64=True) as archive:
+        for key, (shape, dtype, rows) in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as fh:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
+                np.lib.format.write_array_header_1_0(fh, header)
+                written = 0
+                for row in rows:
+                    fh.write(np.ascontiguousarray(row, dtype=dtype).tobytes())
+                    written += 1
+                if written != shape[0]:
+                    raise ValueError(f"{key}: {written} rows written, header says {shape[0]}")
+    return Path(path)

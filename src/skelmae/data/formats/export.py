@@ -13,15 +13,14 @@ Both are the inverses of the importers, so a round trip reproduces the stored da
 
 from __future__ import annotations
 
-import os
 import pickle
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from skelmae.atomic import atomic_output
 from skelmae.data.formats.ctrgcn_npz import write_npz
 from skelmae.data.storage import SkeletonStore
 from skelmae.errors import SkelmaeError
@@ -110,12 +109,6 @@ def export_pyskl(root: str | Path, out: str | Path, progress: bool = True) -> Pa
         annotations.append(ann)
     content = {"split": {name: [names[i] for i in store.split(name)] for name in store.split_names},
                "annotations": annotations}
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as fh:
-            pickle.dump(content, fh, protocol=4)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    with atomic_output(out) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(content, fh, protocol=4)
+    return Path(out)

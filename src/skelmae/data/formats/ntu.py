@@ -44,16 +44,18 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from skelmae.data.formats.base import FORMATS, DatasetFormat, FormatOptionError, ImportPlan, Loaded, PoseSample, Sample
 from skelmae.data.formats.common import (
-    check_finite, find_files, parse_int, parse_number_rows, read_text, resource_lines,
+    centre_on_first_frame, check_finite, find_files, parse_int, parse_number_rows, read_text, resource_lines,
 )
-from skelmae.data.prepare import ImportPlan, Loaded, Sample
-from skelmae.errors import DataFormatError, SkelmaeError
+from skelmae.data.layouts import get_layout
+from skelmae.errors import DataFormatError
 
 __all__ = [
     "Body",
@@ -68,13 +70,15 @@ __all__ = [
     "missing_skeletons",
     "class_names",
     "DATASETS",
-    "plan",
+    "NtuOptions",
+    "Ntu60",
+    "Ntu120",
 ]
 
 JOINTS = 25
 JOINT_FIELDS = 12  # x y z depthX depthY colorX colorY orientW orientX orientY orientZ trackingState
 BODY_FIELDS = 10  # bodyID clippedEdges handLeft(conf, state) handRight(conf, state) isRestricted leanX leanY trackingState
-CENTER_JOINT = 1  # spine middle (joint 2, 1-based)
+LAYOUT = "ntu25"
 NOISE_MAX_LENGTH = 11
 NOISE_SPREAD_X_OVER_Y = 0.8
 NOISE_SPREAD_RATIO = 0.69754
@@ -273,12 +277,16 @@ def assign_actors(raw: RawSkeleton) -> tuple[np.ndarray, int]:
 # -- step 3: centring ---------------------------------------------------------------------
 
 
+def _check_second_actor(second_actor: str) -> None:
+    if second_actor not in SECOND_ACTOR:
+        raise FormatOptionError(f"second_actor must be one of {SECOND_ACTOR}, got {second_actor!r}")
+
+
 def preprocess(raw: RawSkeleton, second_actor: str = "zeros", path: str | Path = "<text>") -> np.ndarray:
     """Denoised, actor-assigned, centred (T, 2, 25, 3) float32 sequence."""
-    if second_actor not in SECOND_ACTOR:
-        raise ValueError(f"second_actor must be one of {SECOND_ACTOR}, got {second_actor!r}")
+    _check_second_actor(second_actor)
     seq, slots = assign_actors(raw)
-    centred = _centre(seq, slots)
+    centred = centre_on_first_frame(seq, get_layout(LAYOUT).center, _reference_absent(seq, slots))
     if centred is None:
         raise DataFormatError(path, None, "every joint of the main actor is exactly zero", "tracked joint positions")
     if slots == 1 and second_actor == "duplicate":
@@ -286,21 +294,14 @@ def preprocess(raw: RawSkeleton, second_actor: str = "zeros", path: str | Path =
     return centred
 
 
-def _centre(seq: np.ndarray, slots: int) -> np.ndarray | None:
-    """The reference ``seq_translation``: emptiness by value sums, origin from actor 1."""
-    n = len(seq)
-    flat = seq.reshape(n, 2, -1)
-    first = np.flatnonzero(np.any(flat[:, 0] != 0, axis=1))
-    if first.size == 0:
-        return None
-    origin = seq[first[0], 0, CENTER_JOINT].copy()
-    out = seq - origin
+def _reference_absent(seq: np.ndarray, slots: int) -> np.ndarray:
+    """Actor frames the reference ``seq_translation`` keeps at zero: with one actor slot only
+    the second actor; with two, every actor frame whose values sum to zero."""
     if slots == 1:
-        out[:, 1] = 0
-    else:
-        empty = flat.sum(axis=2) == 0  # (T, 2), measured before the translation
-        out[empty] = 0
-    return out
+        absent = np.zeros(seq.shape[:2], dtype=bool)
+        absent[:, 1] = True
+        return absent
+    return seq.reshape(len(seq), 2, -1).sum(axis=2) == 0
 
 
 def load_sequence(path: str | Path, second_actor: str = "zeros") -> np.ndarray:
@@ -342,38 +343,69 @@ def _load_item(path: Path, dataset: str, second_actor: str) -> Loaded:
     return Loaded([Sample(seq, meta["action"] - 1, path.stem, meta, splits)])
 
 
-def plan(raw: Sequence[Path], dataset: str, second_actor: str = "zeros") -> ImportPlan:
-    """Every ``*.skeleton`` file under ``raw`` (files or folders, e.g. both NTU 120 archives)."""
-    if second_actor not in SECOND_ACTOR:
-        raise SkelmaeError(f"--second-actor must be one of {SECOND_ACTOR}, got {second_actor!r}")
-    info = DATASETS[dataset]
-    missing = missing_skeletons(dataset)
-    chosen: list[Path] = []
-    on_missing_list = outside = 0
-    for name, path in sorted(find_files(raw, "*.skeleton").items()):
-        meta = parse_name(name)
-        if meta is not None and name in missing:
-            on_missing_list += 1
-        elif meta is not None and (meta["setup"] > info.max_setup or meta["action"] > info.num_classes):
-            outside += 1
-        else:
-            chosen.append(path)
-    notes = [f"{on_missing_list} sample(s) on the official missing-skeleton list left out"]
-    if outside:
-        notes.append(f"{outside} file(s) of setups/actions outside {dataset} ignored")
-    if len(chosen) != info.available:
-        notes.append(f"{len(chosen)} sample file(s) found; the full {dataset} release has {info.available:,}")
-    return ImportPlan(
-        format=dataset, name=dataset, raw=" ".join(map(str, raw)), layout="ntu25", channels=["x", "y", "z"],
-        num_persons=2, classes=class_names(dataset),
-        split_names=[f"{p}_{part}" for p in info.protocols for part in ("train", "test")],
-        source={
-            "raw": [str(p) for p in raw],
-            "preprocessing": "SGN/CTR-GCN: denoise, assign actors, centre on joint 2 of actor 1 in its first frame",
-            "second_actor": second_actor,
-            "missing_skeleton_samples_left_out": on_missing_list,
-            "complete": len(chosen) == info.available,
-        },
-        items=chosen, load=functools.partial(_load_item, dataset=dataset, second_actor=second_actor),
-        total=len(chosen), notes=notes,
-    )
+@dataclass(frozen=True)
+class NtuOptions:
+    second_actor: str = field(default="zeros", metadata={"help": "zeros (default) or duplicate (NTU 120 reference)"})
+
+    def __post_init__(self) -> None:
+        _check_second_actor(self.second_actor)
+
+
+class _NtuSkeletons(DatasetFormat):
+    """Raw ``.skeleton`` files of one NTU release; ``dataset`` fixes which."""
+
+    dataset: ClassVar[str]
+    suffixes = (".skeleton",)
+    pose_file = "NTU .skeleton"
+
+    def read(self, path: Path) -> list[PoseSample]:
+        return [PoseSample(path.name.split(".")[0], load_sequence(path, self.options.second_actor), LAYOUT)]
+
+    def plan(self, raw: Sequence[Path]) -> ImportPlan:
+        """Every ``*.skeleton`` file under ``raw`` (files or folders, e.g. both NTU 120 archives)."""
+        dataset, second_actor = self.dataset, self.options.second_actor
+        info = DATASETS[dataset]
+        missing = missing_skeletons(dataset)
+        chosen: list[Path] = []
+        on_missing_list = outside = 0
+        for name, path in sorted(find_files(raw, "*.skeleton").items()):
+            meta = parse_name(name)
+            if meta is not None and name in missing:
+                on_missing_list += 1
+            elif meta is not None and (meta["setup"] > info.max_setup or meta["action"] > info.num_classes):
+                outside += 1
+            else:
+                chosen.append(path)
+        notes = [f"{on_missing_list} sample(s) on the official missing-skeleton list left out"]
+        if outside:
+            notes.append(f"{outside} file(s) of setups/actions outside {dataset} ignored")
+        if len(chosen) != info.available:
+            notes.append(f"{len(chosen)} sample file(s) found; the full {dataset} release has {info.available:,}")
+        return ImportPlan(
+            format=dataset, name=dataset, raw=" ".join(map(str, raw)), layout=LAYOUT, channels=["x", "y", "z"],
+            num_persons=2, classes=class_names(dataset),
+            split_names=[f"{p}_{part}" for p in info.protocols for part in ("train", "test")],
+            source={
+                "raw": [str(p) for p in raw],
+                "preprocessing": "SGN/CTR-GCN: denoise, assign actors, centre on joint 2 of actor 1 in its first frame",
+                "second_actor": second_actor,
+                "missing_skeleton_samples_left_out": on_missing_list,
+                "complete": len(chosen) == info.available,
+            },
+            items=chosen, load=functools.partial(_load_item, dataset=dataset, second_actor=second_actor),
+            total=len(chosen), notes=notes,
+        )
+
+
+@FORMATS.register("ntu60", config=NtuOptions)
+class Ntu60(_NtuSkeletons):
+    """NTU RGB+D 60 raw .skeleton files (SGN/CTR-GCN preprocessing)."""
+
+    dataset = "ntu60"
+
+
+@FORMATS.register("ntu120", config=NtuOptions)
+class Ntu120(_NtuSkeletons):
+    """NTU RGB+D 120 raw .skeleton files (SGN/CTR-GCN preprocessing)."""
+
+    dataset = "ntu120"

@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from skelmae.data.formats.base import FORMATS, DatasetFormat, ImportPlan, Loaded, PoseSample, Sample
 from skelmae.data.formats.common import centre_on_first_frame, find_files, read_text, resource_lines
 from skelmae.data.layouts import get_layout
-from skelmae.data.prepare import ImportPlan, Loaded, Sample
 from skelmae.errors import DataFormatError
 
 __all__ = ["parse_sequence", "load_sequence", "parse_name", "split_masks", "class_names", "LAYOUT", "EXPECTED_SEQUENCES",
-           "plan"]
+           "NwUcla"]
 
 LAYOUT = "kinect20"
 JOINTS = 20
@@ -120,19 +120,29 @@ def _load_item(path: Path) -> Loaded:
     return Loaded([Sample(seq, label, name, meta, splits)])
 
 
-def plan(raw: Sequence[Path]) -> ImportPlan:
-    """Every ``*.json`` file under ``raw`` (the ``all_sqe`` folder)."""
-    files = [path for _, path in sorted(find_files(raw, "*.json").items())]
-    notes = []
-    if len(files) != EXPECTED_SEQUENCES:
-        notes.append(f"{len(files)} sequence file(s) found; the full release has {EXPECTED_SEQUENCES:,}")
-    return ImportPlan(
-        format="nw-ucla", name="nw-ucla", raw=" ".join(map(str, raw)), layout=LAYOUT, channels=["x", "y", "z"],
-        num_persons=1, classes=class_names(), split_names=["xview_train", "xview_test"],
-        source={
-            "raw": [str(p) for p in raw],
-            "preprocessing": "centred on the spine joint of the first frame (CTR-GCN feeder)",
-            "complete": len(files) == EXPECTED_SEQUENCES,
-        },
-        items=files, load=_load_item, total=len(files), notes=notes,
-    )
+@FORMATS.register("nw-ucla")
+class NwUcla(DatasetFormat):
+    """Northwestern-UCLA all_sqe JSON files, centred on the spine (CTR-GCN feeder)."""
+
+    suffixes = (".json",)
+    pose_file = "NW-UCLA .json"
+
+    def read(self, path: Path) -> list[PoseSample]:
+        return [PoseSample(path.stem, load_sequence(path), LAYOUT)]
+
+    def plan(self, raw: Sequence[Path]) -> ImportPlan:
+        """Every ``*.json`` file under ``raw`` (the ``all_sqe`` folder)."""
+        files = [path for _, path in sorted(find_files(raw, "*.json").items())]
+        notes = []
+        if len(files) != EXPECTED_SEQUENCES:
+            notes.append(f"{len(files)} sequence file(s) found; the full release has {EXPECTED_SEQUENCES:,}")
+        return ImportPlan(
+            format="nw-ucla", name="nw-ucla", raw=" ".join(map(str, raw)), layout=LAYOUT, channels=["x", "y", "z"],
+            num_persons=1, classes=class_names(), split_names=["xview_train", "xview_test"],
+            source={
+                "raw": [str(p) for p in raw],
+                "preprocessing": "centred on the spine joint of the first frame (CTR-GCN feeder)",
+                "complete": len(files) == EXPECTED_SEQUENCES,
+            },
+            items=files, load=_load_item, total=len(files), notes=notes,
+        )

@@ -25,21 +25,23 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from skelmae.data.formats.base import FORMATS, DatasetFormat, ImportPlan, Loaded, Sample
 from skelmae.data.formats.common import (
     centre_on_first_frame, check_finite, parse_number_rows, read_text, resource_lines,
 )
-from skelmae.data.prepare import ImportPlan, Loaded, Sample
+from skelmae.data.layouts import get_layout
 from skelmae.errors import DataFormatError
 
-__all__ = ["parse_skeleton", "parse_labels", "parse_split", "load_instances", "class_names", "plan"]
+__all__ = ["parse_skeleton", "parse_labels", "parse_split", "load_instances", "class_names", "PkuMmdOptions", "PkuMmd"]
 
 VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x xyz
 NUM_CLASSES = 51
-CENTER_JOINT = 1  # spine middle
+LAYOUT = "ntu25"
 VIEWS = {"L": 1, "M": 2, "R": 3}
 _VIDEO = re.compile(r"(.+)-([LMR])")
 _SPLIT_FILE = re.compile(r"cross[-_ ]?(subject|view)(_v2)?", re.IGNORECASE)
@@ -125,7 +127,7 @@ def load_instances(
             notes.append(f"{video}_{k}: frames {start}..{end} of {len(frames)} hold no skeleton (left out, as the reference does)")
             continue
         if center:
-            seq = centre_on_first_frame(seq, CENTER_JOINT)
+            seq = centre_on_first_frame(seq, get_layout(LAYOUT).center)
             if seq is None:
                 notes.append(f"{video}_{k}: the first body is absent in every frame, so it cannot be centred (left out)")
                 continue
@@ -146,54 +148,64 @@ def _load_item(item: tuple[str, Path, Path, tuple[str, ...]], center: bool) -> L
     return Loaded(samples, notes)
 
 
-def plan(raw: Sequence[Path], center: bool = False) -> ImportPlan:
-    """Skeleton, label and split files found anywhere under ``raw``."""
-    skeletons: dict[str, Path] = {}
-    labels: dict[str, Path] = {}
-    split_files: dict[str, list[Path]] = {"subject": [], "view": []}
-    for root in raw:
-        for path in [root] if root.is_file() else sorted(root.rglob("*.txt")):
-            split = _SPLIT_FILE.fullmatch(path.stem)
-            if split:
-                split_files[split.group(1).lower()].append(path)
-                continue
-            if not _VIDEO.fullmatch(path.stem):
-                continue
-            relative = path.relative_to(root) if root.is_dir() else Path(path.name)
-            is_label = any("label" in part.lower() for part in relative.parts[:-1])
-            table = labels if is_label else skeletons
-            if path.stem in table:
-                raise DataFormatError(path, None, f"video {path.stem} is also at {table[path.stem]}", "each video once")
-            table[path.stem] = path
-    for kind, paths in split_files.items():
-        if len(paths) != 1:
-            found = ", ".join(map(str, paths)) or "none"
-            raise DataFormatError(" ".join(map(str, raw)), None, f"found {len(paths)} cross-{kind} split files ({found})", "exactly one")
-    phase = 2 if any("v2" in p[0].stem.lower() for p in split_files.values()) else 1
-    protocols = {"xsub": parse_split(read_text(split_files["subject"][0]), split_files["subject"][0]),
-                 "xview": parse_split(read_text(split_files["view"][0]), split_files["view"][0])}
-    videos = sorted(set(skeletons) & set(labels))
-    items, unlisted = [], 0
-    for video in videos:
-        splits = tuple(f"{p}_{part}" for p, sections in protocols.items() for part in ("train", "test") if video in sections[part])
-        unlisted += len(splits) < len(protocols)
-        items.append((video, skeletons[video], labels[video], splits))
-    notes = [f"phase {phase}: {len(videos)} video(s) with skeleton and labels"]
-    if len(labels) > len(videos):
-        notes.append(f"{len(labels) - len(videos)} label file(s) without a skeleton file ignored")
-    if len(skeletons) > len(videos):
-        notes.append(f"{len(skeletons) - len(videos)} skeleton file(s) without a label file ignored")
-    if unlisted:
-        notes.append(f"{unlisted} video(s) missing from a split file (left out of that protocol's splits)")
-    return ImportPlan(
-        format="pku-mmd", name=f"pku-mmd-v{phase}", raw=" ".join(map(str, raw)), layout="ntu25",
-        channels=["x", "y", "z"], num_persons=2, classes=class_names(),
-        split_names=[f"{p}_{part}" for p in protocols for part in ("train", "test")],
-        source={
-            "raw": [str(p) for p in raw], "phase": phase, "videos": len(videos),
-            "preprocessing": "instances = frames [start, end) of each labelled video; "
-            + ("centred on joint 2 of body 1 in its first frame" if center else "camera coordinates, not centred"),
-            "center": center,
-        },
-        items=items, load=functools.partial(_load_item, center=center), total=len(items), unit="video", notes=notes,
-    )
+@dataclass(frozen=True)
+class PkuMmdOptions:
+    center: bool = field(default=False, metadata={"help": "centre like NTU (default: no, as the reference)"})
+
+
+@FORMATS.register("pku-mmd", config=PkuMmdOptions)
+class PkuMmd(DatasetFormat):
+    """PKU-MMD phase 1/2 skeleton videos + label files, trimmed to action instances."""
+
+    def plan(self, raw: Sequence[Path]) -> ImportPlan:
+        """Skeleton, label and split files found anywhere under ``raw``."""
+        center = self.options.center
+        skeletons: dict[str, Path] = {}
+        labels: dict[str, Path] = {}
+        split_files: dict[str, list[Path]] = {"subject": [], "view": []}
+        for root in raw:
+            for path in [root] if root.is_file() else sorted(root.rglob("*.txt")):
+                split = _SPLIT_FILE.fullmatch(path.stem)
+                if split:
+                    split_files[split.group(1).lower()].append(path)
+                    continue
+                if not _VIDEO.fullmatch(path.stem):
+                    continue
+                relative = path.relative_to(root) if root.is_dir() else Path(path.name)
+                is_label = any("label" in part.lower() for part in relative.parts[:-1])
+                table = labels if is_label else skeletons
+                if path.stem in table:
+                    raise DataFormatError(path, None, f"video {path.stem} is also at {table[path.stem]}", "each video once")
+                table[path.stem] = path
+        for kind, paths in split_files.items():
+            if len(paths) != 1:
+                found = ", ".join(map(str, paths)) or "none"
+                raise DataFormatError(" ".join(map(str, raw)), None, f"found {len(paths)} cross-{kind} split files ({found})", "exactly one")
+        phase = 2 if any("v2" in p[0].stem.lower() for p in split_files.values()) else 1
+        protocols = {"xsub": parse_split(read_text(split_files["subject"][0]), split_files["subject"][0]),
+                     "xview": parse_split(read_text(split_files["view"][0]), split_files["view"][0])}
+        videos = sorted(set(skeletons) & set(labels))
+        items, unlisted = [], 0
+        for video in videos:
+            splits = tuple(f"{p}_{part}" for p, sections in protocols.items() for part in ("train", "test") if video in sections[part])
+            unlisted += len(splits) < len(protocols)
+            items.append((video, skeletons[video], labels[video], splits))
+        notes = [f"phase {phase}: {len(videos)} video(s) with skeleton and labels"]
+        if len(labels) > len(videos):
+            notes.append(f"{len(labels) - len(videos)} label file(s) without a skeleton file ignored")
+        if len(skeletons) > len(videos):
+            notes.append(f"{len(skeletons) - len(videos)} skeleton file(s) without a label file ignored")
+        if unlisted:
+            notes.append(f"{unlisted} video(s) missing from a split file (left out of that protocol's splits)")
+        return ImportPlan(
+            format="pku-mmd", name=f"pku-mmd-v{phase}", raw=" ".join(map(str, raw)), layout=LAYOUT,
+            channels=["x", "y", "z"], num_persons=2, classes=class_names(),
+            split_names=[f"{p}_{part}" for p in protocols for part in ("train", "test")],
+            source={
+                "raw": [str(p) for p in raw], "phase": phase, "videos": len(videos),
+                "preprocessing": "instances = frames [start, end) of each labelled video; "
+                + ("centred on joint 2 of body 1 in its first frame" if center else "camera coordinates, not centred"),
+                "center": center,
+            },
+            items=items, load=functools.partial(_load_item, center=center), total=len(items), unit="video", notes=notes,
+        )

@@ -31,18 +31,19 @@ import functools
 import io
 import pickle
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from skelmae.data.formats import ntu
-from skelmae.data.formats.common import centre_on_first_frame
+from skelmae.data.formats.base import FORMATS, DatasetFormat, FormatOptionError, ImportPlan, Loaded, PoseSample, Sample
+from skelmae.data.formats.common import centre_on_first_frame, read_class_names
 from skelmae.data.layouts import LayoutError, SkeletonLayout, get_layout
-from skelmae.data.prepare import ImportPlan, Loaded, Sample
 from skelmae.errors import DataFormatError, SkelmaeError
 
-__all__ = ["load_pickle", "unpickle_arrays", "annotation_to_sequence", "plan", "LAYOUT_BY_JOINTS"]
+__all__ = ["load_pickle", "unpickle_arrays", "annotation_to_sequence", "LAYOUT_BY_JOINTS", "PysklOptions", "Pyskl"]
 
 LAYOUT_BY_JOINTS = {17: "coco17", 25: "ntu25", 20: "kinect20"}
 CHANNELS_2D = ["x", "y", "score"]
@@ -215,68 +216,104 @@ def _labels(annotations: list, path: Path) -> list[int]:
     return labels
 
 
-def plan(
-    raw: Sequence[Path],
-    max_persons: int = 2,
-    label_base: str = "auto",
-    layout: str | None = None,
-    class_names: Path | None = None,
-) -> ImportPlan:
-    """One PYSKL annotation pickle."""
-    if len(raw) != 1 or not raw[0].is_file():
-        raise SkelmaeError("pyskl takes exactly one annotation pickle: --raw FILE.pkl")
-    if label_base not in ("auto", "0", "1"):
-        raise SkelmaeError(f"--label-base must be auto, 0 or 1, got {label_base!r}")
-    if max_persons < 1:
-        raise SkelmaeError(f"--max-persons must be at least 1, got {max_persons}")
-    path = raw[0]
-    content = load_pickle(path)
-    annotations = content["annotations"]
-    if not annotations:
-        raise DataFormatError(path, "field 'annotations'", "is empty", "at least one annotation")
-    labels = _labels(annotations, path)
-    base = (1 if min(labels) == 1 else 0) if label_base == "auto" else int(label_base)
-    if min(labels) - base < 0:
-        raise DataFormatError(path, "labels", f"the smallest label is {min(labels)}", f"labels from {base} (label base {base})")
-    _, layout_name, channels = _to_sequence(annotations[0], max_persons, layout, path, "annotations[0]")
-    names = [str(a.get("frame_dir", i)) for i, a in enumerate(annotations)]
-    ntu_names = all(ntu.parse_name(n) is not None for n in names)
-    num_classes = max(labels) - base + 1
-    if class_names is not None:
-        classes = [line.strip() for line in Path(class_names).read_text(encoding="utf-8").splitlines() if line.strip()]
-        if len(classes) < num_classes:
-            raise SkelmaeError(f"{class_names} names {len(classes)} classes but the labels need {num_classes}")
-    elif ntu_names and num_classes <= 120 and all(
-        ntu.parse_name(n)["action"] - 1 == label - base for n, label in zip(names, labels)
-    ):
-        classes = ntu.class_names("ntu120" if num_classes > 60 else "ntu60")
-    else:
-        classes = [f"class {i}" for i in range(num_classes)]
-    known = set(names)
-    memberships: dict[str, list[str]] = {}
-    unmatched = 0
-    for split, members in content["split"].items():
-        for member in members:
-            if str(member) in known:
-                memberships.setdefault(str(member), []).append(split)
-            else:
-                unmatched += 1
-    notes = [f"{len(annotations)} annotation(s), labels {base}-based, layout {layout_name}, channels {', '.join(channels)}"]
-    if unmatched:
-        notes.append(f"{unmatched} split entr(y/ies) name no annotation (ignored, as PYSKL does)")
-    normalisation = (
-        "2D: (x - w/2) / (w/2), (y - h/2) / (h/2) with (h, w) = img_shape (PYSKL PreNormalize2D); "
-        "undetected keypoints (0, 0, score 0) stay 0"
-        if channels == CHANNELS_2D else "3D: centred on the layout's centre joint of person 1 in its first present frame"
+def _annotations(content: Any, path: Path) -> list[dict[str, Any]]:
+    """The annotations of a pose file: one annotation dict, a list of them, or a whole PYSKL file."""
+    if isinstance(content, dict) and "annotations" in content:
+        content = content["annotations"]
+    if isinstance(content, dict):
+        content = [content]
+    if not isinstance(content, list) or not content or not all(isinstance(a, dict) for a in content):
+        raise DataFormatError(
+            path, None, f"a pickled {type(content).__name__} is not PYSKL annotations",
+            "one annotation dict, a list of them, or a dict with 'annotations'",
+        )
+    return content
+
+
+@dataclass(frozen=True)
+class PysklOptions:
+    max_persons: int = field(default=2, metadata={"help": "persons kept per sample (default 2)"})
+    label_base: str = field(default="auto", metadata={"help": "auto (default), 0 or 1"})
+    layout: str | SkeletonLayout | None = field(
+        default=None, metadata={"help": "layout name or YAML file (default: from the joint count)"},
     )
-    return ImportPlan(
-        format="pyskl", name=path.stem, raw=str(path), layout=layout_name, channels=channels,
-        num_persons=max_persons, classes=classes, split_names=list(content["split"]),
-        source={"raw": str(path), "label_base": base, "normalisation": normalisation, "max_persons": max_persons},
-        items=list(enumerate(annotations)),
-        load=functools.partial(
-            _convert, path=path, num_persons=max_persons, layout=layout_name, channels=channels, base=base,
-            memberships={k: tuple(v) for k, v in memberships.items()}, ntu_names=ntu_names,
-        ),
-        total=len(annotations), parallel=False, unit="annotation", notes=notes,
-    )
+    class_names: Path | None = field(default=None, metadata={"help": "text file with one class name per line"})
+
+    def __post_init__(self) -> None:
+        if self.label_base not in ("auto", "0", "1"):
+            raise FormatOptionError(f"label_base must be auto, 0 or 1, got {self.label_base!r}")
+        if self.max_persons < 1:
+            raise FormatOptionError(f"max_persons must be at least 1, got {self.max_persons}")
+
+
+@FORMATS.register("pyskl", config=PysklOptions)
+class Pyskl(DatasetFormat):
+    """PYSKL / MMAction2 skeleton annotation pickles (2D or 3D)."""
+
+    suffixes = (".pkl", ".pickle")
+    pose_file = "PYSKL pickles"
+    unsafe = "is a pickle, and unpickling runs code from the file"
+
+    def read(self, path: Path) -> list[PoseSample]:
+        """One sample per annotation, named by ``frame_dir``."""
+        samples = []
+        for i, ann in enumerate(_annotations(unpickle_arrays(path), path)):
+            sequence, found = annotation_to_sequence(ann, self.options.max_persons, self.options.layout, path, f"annotation {i}")
+            samples.append(PoseSample(str(ann.get("frame_dir", f"{path.stem}[{i}]")), sequence, found))
+        return samples
+
+    def plan(self, raw: Sequence[Path]) -> ImportPlan:
+        """One PYSKL annotation pickle."""
+        if len(raw) != 1 or not raw[0].is_file():
+            raise SkelmaeError("pyskl takes exactly one annotation pickle: --raw FILE.pkl")
+        max_persons, layout = self.options.max_persons, self.options.layout
+        path = raw[0]
+        content = load_pickle(path)
+        annotations = content["annotations"]
+        if not annotations:
+            raise DataFormatError(path, "field 'annotations'", "is empty", "at least one annotation")
+        labels = _labels(annotations, path)
+        label_base = self.options.label_base
+        base = (1 if min(labels) == 1 else 0) if label_base == "auto" else int(label_base)
+        if min(labels) - base < 0:
+            raise DataFormatError(path, "labels", f"the smallest label is {min(labels)}", f"labels from {base} (label base {base})")
+        _, layout_name, channels = _to_sequence(annotations[0], max_persons, layout, path, "annotations[0]")
+        names = [str(a.get("frame_dir", i)) for i, a in enumerate(annotations)]
+        ntu_names = all(ntu.parse_name(n) is not None for n in names)
+        num_classes = max(labels) - base + 1
+        if self.options.class_names is not None:
+            classes = read_class_names(self.options.class_names, num_classes)
+        elif ntu_names and num_classes <= 120 and all(
+            ntu.parse_name(n)["action"] - 1 == label - base for n, label in zip(names, labels)
+        ):
+            classes = ntu.class_names("ntu120" if num_classes > 60 else "ntu60")
+        else:
+            classes = [f"class {i}" for i in range(num_classes)]
+        known = set(names)
+        memberships: dict[str, list[str]] = {}
+        unmatched = 0
+        for split, members in content["split"].items():
+            for member in members:
+                if str(member) in known:
+                    memberships.setdefault(str(member), []).append(split)
+                else:
+                    unmatched += 1
+        notes = [f"{len(annotations)} annotation(s), labels {base}-based, layout {layout_name}, channels {', '.join(channels)}"]
+        if unmatched:
+            notes.append(f"{unmatched} split entr(y/ies) name no annotation (ignored, as PYSKL does)")
+        normalisation = (
+            "2D: (x - w/2) / (w/2), (y - h/2) / (h/2) with (h, w) = img_shape (PYSKL PreNormalize2D); "
+            "undetected keypoints (0, 0, score 0) stay 0"
+            if channels == CHANNELS_2D else "3D: centred on the layout's centre joint of person 1 in its first present frame"
+        )
+        return ImportPlan(
+            format="pyskl", name=path.stem, raw=str(path), layout=layout_name, channels=channels,
+            num_persons=max_persons, classes=classes, split_names=list(content["split"]),
+            source={"raw": str(path), "label_base": base, "normalisation": normalisation, "max_persons": max_persons},
+            items=list(enumerate(annotations)),
+            load=functools.partial(
+                _convert, path=path, num_persons=max_persons, layout=layout_name, channels=channels, base=base,
+                memberships={k: tuple(v) for k, v in memberships.items()}, ntu_names=ntu_names,
+            ),
+            total=len(annotations), parallel=False, unit="annotation", notes=notes,
+        )

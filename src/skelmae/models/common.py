@@ -1,0 +1,143 @@
+"""What every model shares: the input description, the encoder and method interfaces, the
+registries, and small helpers (person folding, outputs).
+
+A **backbone** (encoder) maps a batch of clips (N, C, T, V, M) to per-person, per-step,
+per-joint features (N, M, T', V, dim). A **pre-training method** wraps a backbone and
+returns a loss for a batch. A **head** turns a backbone into a classifier. Each is one
+registered class with a typed config dataclass (see :mod:`skelmae.registry`); the
+checkpoint stores the registered names, the configs and the :class:`InputSpec`, and
+:mod:`skelmae.models.build` rebuilds the model from them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from skelmae.data.layouts import SkeletonLayout, get_layout
+from skelmae.data.transforms import is_planar
+from skelmae.registry import Registry
+
+__all__ = [
+    "InputSpec", "Encoder", "PretrainMethod", "Classifier", "MethodOutput", "fold_persons",
+    "BACKBONES", "METHODS", "HEADS",
+]
+
+
+def fold_persons(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, T, V, M) -> (N*M, T, V, C), person-minor so persons of a sample are adjacent."""
+    n, c, t, v, m = x.shape
+    return x.permute(0, 4, 2, 3, 1).reshape(n * m, t, v, c)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The shape of the data a model is built for: layout, channels and clip length."""
+
+    layout: SkeletonLayout
+    channels: tuple[str, ...]
+    num_frames: int
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def num_joints(self) -> int:
+        return self.layout.num_joints
+
+    @property
+    def coord_channels(self) -> int:
+        """Channels that are coordinates (2 for (x, y, score) poses, else 3)."""
+        return 2 if is_planar(list(self.channels)) else 3
+
+    def with_frames(self, num_frames: int) -> InputSpec:
+        return InputSpec(self.layout, self.channels, num_frames)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layout": self.layout.to_dict(), "channels": list(self.channels), "num_frames": self.num_frames}
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> InputSpec:
+        return cls(get_layout(spec["layout"]), tuple(spec["channels"]), int(spec["num_frames"]))
+
+    @classmethod
+    def of(cls, layout: SkeletonLayout | str, channels: Sequence[str], num_frames: int) -> InputSpec:
+        return cls(get_layout(layout), tuple(channels), int(num_frames))
+
+
+@dataclass
+class MethodOutput:
+    loss: torch.Tensor
+    pred: torch.Tensor  # (B, L, P) predictions of the masked units (method-specific space)
+    target: torch.Tensor  # (B, L, P) targets in the same space
+    mask: torch.Tensor  # (B, L), 1 = masked
+
+
+class Encoder(nn.Module, ABC):
+    """A backbone: (N, C, T, V, M) -> features (N, M, T', V, ``dim``).
+
+    ``num_layers`` and ``layer_id`` drive layer-wise lr decay: a parameter named (relative
+    to the encoder) gets a layer in 0..num_layers - 1, and whatever sits on top of the
+    encoder (heads) is layer ``num_layers``.
+    """
+
+    dim: int
+    num_joints: int
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    @property
+    @abstractmethod
+    def num_layers(self) -> int: ...
+
+    @abstractmethod
+    def layer_id(self, name: str) -> int: ...
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The clip embedding (N, dim): features averaged over persons, time and joints."""
+        return self.forward(x).mean(dim=(1, 2, 3))
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Pre-trained weights made to fit this encoder (e.g. another clip length)."""
+        return state
+
+
+class PretrainMethod(nn.Module, ABC):
+    """A self-supervised objective around a backbone (``.encoder``)."""
+
+    encoder: Encoder
+    backbones: tuple[str, ...] = ()  # the registered backbones it can wrap; empty: any
+
+    @abstractmethod
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, shard: tuple[int, int] = (0, 1)
+    ) -> MethodOutput:
+        """``generator`` and ``shard`` (rank, world size) make random choices independent of
+        the number of processes."""
+
+    def after_optimizer_step(self) -> None:
+        """Called after every optimiser step (e.g. a momentum-encoder update)."""
+
+
+class Classifier(nn.Module, ABC):
+    """A backbone (``.encoder``) with a classification head; ``features`` is the clip embedding."""
+
+    encoder: Encoder
+
+    @abstractmethod
+    def features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+BACKBONES: Registry[Encoder] = Registry("backbone")
+METHODS: Registry[PretrainMethod] = Registry("pre-training method")
+HEADS: Registry[Classifier] = Registry("head")
