@@ -216,7 +216,7 @@ class Trainer:
             self.emit("epoch_end", record=record)
 
     def _check_finite(self, finite: torch.Tensor, first_bad: torch.Tensor, epoch: int) -> None:
-        if not bool(all_reduce_sum((~finite).to(torch.int32), self.info).item() == 0):
+        if all_reduce_sum((~finite).to(torch.int32), self.info).item():
             step = int(first_bad.item()) + 1
             where = f"epoch {epoch + 1}, step {step}" if step > 0 else f"epoch {epoch + 1} (on another process)"
             kept = f"{self.path / 'last.pt'} (epoch {self.epoch + 1}) is kept" if self.epoch >= 0 else "no checkpoint was written"

@@ -16,6 +16,7 @@ from skelmae.engine.evaluation import collect
 from skelmae.engine.trainer import Callback, Protocol, Trainer
 from skelmae.errors import ConfigError
 from skelmae.eval.knn import knn_predict
+from skelmae.protocols.linear import HEAD as LINEAR_HEAD
 
 
 class Knn(Protocol):
@@ -29,7 +30,7 @@ class Knn(Protocol):
     def setup(self, trainer: Trainer) -> None:
         cfg, info = self.config, trainer.info
         self.store = open_store(cfg.data)
-        self.model, _ = downstream_model(cfg.init, None, {"name": "linear", "config": {}}, self.store, cfg.data.window)
+        self.model, _ = downstream_model(cfg.init, None, LINEAR_HEAD, self.store, cfg.data.window)
         self.model.to(info.device).eval()
 
         def features(split: str) -> tuple[torch.Tensor, torch.Tensor]:
