@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
-from skelmae.config import TrainConfig
-from skelmae.engine.common import autocast
+from skelmae.data.storage import SkeletonStore
+from skelmae.config import DataConfig, TrainConfig
+from skelmae.engine.common import autocast, make_dataset, make_loader
 from skelmae.engine.distributed import DistInfo, all_gather_variable
 from skelmae.eval.metrics import classification_metrics
 
@@ -40,6 +42,15 @@ def collect(
     if gather:
         out, lab = all_gather_variable(out, info), all_gather_variable(lab, info)
     return out, lab
+
+
+def encode_samples(
+    encode: Callable[[torch.Tensor], torch.Tensor], store: SkeletonStore, data: DataConfig, info: DistInfo,
+    train: TrainConfig, indices: np.ndarray, gather: bool = True, desc: str = "features",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``encode`` of the given samples under the deterministic test transform, with their labels."""
+    loader = make_loader(make_dataset(store, data, "", train=False, indices=indices), data, info, train=False, seed=0)
+    return collect(encode, loader, info, train, desc, gather=gather)
 
 
 def evaluate_classifier(

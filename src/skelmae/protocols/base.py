@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 from skelmae.config import DataConfig, SemiConfig
 from skelmae.data.storage import SkeletonStore
 from skelmae.engine.common import data_description, input_spec
-from skelmae.engine.trainer import Protocol
+from skelmae.engine.trainer import Protocol, Trainer
 from skelmae.errors import ConfigError
 from skelmae.eval.subsets import carve_validation, labelled_subset, subset_path
 
@@ -52,10 +53,39 @@ class DatasetProtocol(Protocol):
 
 
 class ClassifierProtocol(DatasetProtocol):
-    """Trains a classifier (``self.backbone``, ``self.head`` descriptions) and keeps the epoch best on validation."""
+    """Trains a classifier and picks the epoch best on validation; the test split never chooses.
+
+    A subclass sets ``backbone``, ``head``, ``train_idx``, ``val_idx`` in ``setup`` and says
+    how to score the validation and test splits.
+    """
 
     best: dict[str, Any] | None = None
     test: dict[str, Any] | None = None
+    untrained_init = "none"  # what the summary says for ``init`` when no checkpoint was given
+    save_best = True  # keep ``best.pt`` (the weights of the epoch best on validation)
+
+    @abstractmethod
+    def evaluate_validation(self) -> dict[str, Any]:
+        """Metrics on the validation split (called only when it is not empty)."""
+
+    @abstractmethod
+    def evaluate_test(self, last: bool) -> dict[str, Any]:
+        """Metrics on the test split; ``last`` when they are the final ones of the run."""
+
+    def end_of_epoch(self, trainer: Trainer, epoch: int, last: bool) -> dict[str, Any]:
+        if (epoch + 1) % self.train_cfg.eval_every and not last:
+            return {}
+        val = self.evaluate_validation() if self.val_idx.size else None
+        improved = val is not None and (self.best is None or val["top1"] > self.best["val"]["top1"])
+        record = {f"val/{k}": v for k, v in (val or {}).items()}
+        if improved or last or val is None:
+            self.test = self.evaluate_test(last)
+            record.update({f"test/{k}": v for k, v in self.test.items()})
+        if improved:
+            self.best = {"epoch": epoch + 1, "val": val, "test": self.test}
+            if self.save_best:
+                trainer.save("best.pt")
+        return record
 
     def model_description(self) -> dict[str, Any]:
         return {
@@ -68,3 +98,13 @@ class ClassifierProtocol(DatasetProtocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state["best"]
+
+    def summary(self, trainer: Trainer) -> dict[str, Any]:
+        if self.test is None:  # resumed after the last epoch had finished
+            self.test = self.evaluate_test(last=True)
+        cfg = self.config
+        return {
+            "protocol": self.name, "init": cfg.init or self.untrained_init, "head": self.head["name"],
+            "epochs": cfg.train.epochs, "train_samples": int(self.train_idx.size), "val_samples": int(self.val_idx.size),
+            **self.provenance(), "test": self.test, "best_on_val": self.best, "checkpoint": str(trainer.path / "last.pt"),
+        }

@@ -53,9 +53,8 @@ class Finetune(ClassifierProtocol):
         self.model.to(info.device)
         self.loader = make_loader(make_dataset(store, cfg.data, "", True, self.train_idx), cfg.data, info, True, cfg.train.seed)
         self.test_loader = make_loader(make_dataset(store, cfg.data, cfg.data.test_split, False), cfg.data, info, False, 0)
-        self.val_loader = (
-            make_loader(make_dataset(store, cfg.data, "", False, self.val_idx), cfg.data, info, False, 0) if self.val_idx.size else None
-        )
+        if self.val_idx.size:
+            self.val_loader = make_loader(make_dataset(store, cfg.data, "", False, self.val_idx), cfg.data, info, False, 0)
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
     def param_groups(self) -> list[dict]:
@@ -65,43 +64,19 @@ class Finetune(ClassifierProtocol):
         x, y = batch
         return self.criterion(ctx.net(x.to(self.device, non_blocking=True)).float(), y.to(self.device))
 
-    def evaluate(self, loader, split: str) -> dict[str, Any]:
-        metrics, logits, labels = evaluate_classifier(
-            self.model, loader, self.trainer.info, self.train_cfg, self.store.num_classes, desc=split
-        )
-        if split == "test":
-            self.trainer.emit("evaluation", split=self.config.data.test_split, logits=logits, labels=labels, classes=self.store.classes)
-        return metrics
+    def evaluate(self, loader, split: str) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
+        return evaluate_classifier(self.model, loader, self.trainer.info, self.train_cfg, self.store.num_classes, desc=split)
 
-    def end_of_epoch(self, trainer: Trainer, epoch: int, last: bool) -> dict[str, Any]:
-        record: dict[str, Any] = {}
-        if (epoch + 1) % self.train_cfg.eval_every and not last:
-            return record
-        improved = False
-        if self.val_loader is not None:
-            val = self.evaluate(self.val_loader, "validation")
-            record.update({f"val/{k}": v for k, v in val.items()})
-            improved = self.best is None or val["top1"] > self.best["val"]["top1"]
-        if improved or last or self.val_loader is None:
-            self.test = self.evaluate(self.test_loader, "test")
-            record.update({f"test/{k}": v for k, v in self.test.items()})
-        if improved:
-            self.best = {"epoch": epoch + 1, "val": val, "test": self.test}
-            trainer.save("best.pt")
-        return record
+    def evaluate_validation(self) -> dict[str, Any]:
+        return self.evaluate(self.val_loader, "validation")[0]
+
+    def evaluate_test(self, last: bool) -> dict[str, Any]:
+        metrics, logits, labels = self.evaluate(self.test_loader, "test")
+        self.trainer.emit("evaluation", split=self.config.data.test_split, logits=logits, labels=labels, classes=self.store.classes)
+        return metrics
 
     def provenance(self) -> dict[str, Any]:
         return {**super().provenance(), "subset_file": self.subset_file}
-
-    def summary(self, trainer: Trainer) -> dict[str, Any]:
-        if self.test is None:  # resumed after the last epoch had finished
-            self.test = self.evaluate(self.test_loader, "test")
-        cfg = self.config
-        return {
-            "protocol": self.name, "init": cfg.init or "none", "head": self.head["name"], "epochs": cfg.train.epochs,
-            "train_samples": int(self.train_idx.size), "val_samples": int(self.val_idx.size), "subset_file": self.subset_file,
-            "test": self.test, "best_on_val": self.best, "checkpoint": str(trainer.path / "last.pt"),
-        }
 
 
 def run_finetune(

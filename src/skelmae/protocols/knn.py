@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from skelmae.config import KnnConfig
-from skelmae.engine.common import downstream_model, make_dataset, make_loader, open_store
-from skelmae.engine.evaluation import collect
+from skelmae.engine.common import downstream_model, open_store
+from skelmae.engine.evaluation import encode_samples
 from skelmae.engine.trainer import Callback, Protocol, Trainer
 from skelmae.errors import ConfigError
 from skelmae.eval.knn import knn_predict
@@ -34,8 +34,8 @@ class Knn(Protocol):
         self.model.to(info.device).eval()
 
         def features(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-            loader = make_loader(make_dataset(self.store, cfg.data, split, train=False), cfg.data, info, False, 0)
-            return collect(self.model.features, loader, info, cfg.train, f"{split} features")
+            indices = self.store.split(split)
+            return encode_samples(self.model.features, self.store, cfg.data, info, cfg.train, indices, desc=f"{split} features")
 
         self.train_x, self.train_y = features(cfg.data.train_split)
         self.test_x, self.test_y = features(cfg.data.test_split)

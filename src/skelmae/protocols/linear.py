@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from skelmae.config import LinearConfig
-from skelmae.engine.common import autocast, downstream_model, make_dataset, make_loader, open_store
-from skelmae.engine.evaluation import collect
+from skelmae.engine.common import downstream_model, make_dataset, make_loader, open_store
+from skelmae.engine.evaluation import encode_samples
 from skelmae.engine.optim import param_groups
 from skelmae.engine.trainer import Callback, StepContext, Trainer
 from skelmae.eval.metrics import classification_metrics
@@ -27,7 +27,7 @@ HEAD = {"name": "linear", "config": {}}
 
 
 class Linear(ClassifierProtocol):
-    name = "linear"
+    name, untrained_init, save_best = "linear", "random", False
 
     def __init__(self, cfg: LinearConfig):
         self.config, self.train_cfg, self.optim_cfg = cfg, cfg.train, cfg.optim
@@ -38,22 +38,15 @@ class Linear(ClassifierProtocol):
         self.store = store = open_store(cfg.data)
         self.train_idx, self.val_idx, _ = labelled_indices(store, cfg.data)
         self.head = HEAD
-        self.model, self.backbone = downstream_model(cfg.init, cfg.model, HEAD, store, cfg.data.window)
-        self.model.to(info.device)
-        self.model.encoder.requires_grad_(False)
-        self.model.encoder.eval()
-        self.encode = torch.compile(self.model.features) if cfg.train.compile else self.model.features
-        self.test_set = self.features(store.split(cfg.data.test_split), gather=True)
-        self.val_set = self.features(self.val_idx, gather=True) if self.val_idx.size else None
+        self.model, self.backbone = downstream_model(cfg.init, cfg.model, self.head, store, cfg.data.window)
+        self.model.to(info.device).encoder.requires_grad_(False).eval()
+        self.encode = encode = torch.compile(self.model.features) if cfg.train.compile else self.model.features
+        self.test_set = encode_samples(encode, store, cfg.data, info, cfg.train, store.split(cfg.data.test_split))
+        self.val_set = encode_samples(encode, store, cfg.data, info, cfg.train, self.val_idx) if self.val_idx.size else None
         self.loader = make_loader(make_dataset(store, cfg.data, "", train=cfg.augment, indices=self.train_idx),
                                   cfg.data, info, train=True, seed=cfg.train.seed)
-        self.cached = None if cfg.augment else self.features(self.train_idx, gather=False)
+        self.cached = None if cfg.augment else encode_samples(encode, store, cfg.data, info, cfg.train, self.train_idx, gather=False)
         self.per_rank = cfg.data.batch_size // info.world_size
-
-    def features(self, indices: np.ndarray, gather: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        loader = make_loader(make_dataset(self.store, self.config.data, "", train=False, indices=indices),
-                             self.config.data, self.info, train=False, seed=self.train_cfg.seed)
-        return collect(self.encode, loader, self.info, self.train_cfg, "features", gather=gather)
 
     def trained_module(self) -> torch.nn.Module:
         return self.model.head
@@ -66,44 +59,29 @@ class Linear(ClassifierProtocol):
 
     def batches(self, epoch: int):
         if self.cached is None:
-            return ((self.frozen_features(x), y.to(self.info.device)) for x, y in super().batches(epoch))
+            return super().batches(epoch)
         feats, labels = self.cached
         order = np.random.default_rng([self.train_cfg.seed, self.info.rank, epoch]).permutation(feats.shape[0])
         chosen = torch.from_numpy(order[: self.steps_per_epoch() * self.per_rank]).split(self.per_rank)
         return ((feats[i], labels[i]) for i in chosen)
 
-    @torch.no_grad()
-    def frozen_features(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast(self.train_cfg, self.info.device):
-            return self.encode(x.to(self.info.device, non_blocking=True)).float()
-
     def training_step(self, batch: Any, ctx: StepContext) -> torch.Tensor:
-        feats, y = batch
-        return F.cross_entropy(ctx.net(feats), y)
+        x, y = batch
+        if self.cached is None:  # an augmented clip: encode it with the frozen encoder
+            with torch.no_grad():
+                x = self.encode(x.to(self.info.device, non_blocking=True)).float()
+        return F.cross_entropy(ctx.net(x), y.to(self.info.device))
 
     @torch.no_grad()
-    def end_of_epoch(self, trainer: Trainer, epoch: int, last: bool) -> dict[str, Any]:
-        head, classes = self.model.head.eval(), self.store.num_classes
-        test_logits = head(self.test_set[0]).cpu()
-        self.test = classification_metrics(test_logits, self.test_set[1].cpu(), classes)
-        record = {f"test/{k}": v for k, v in self.test.items()}
-        if self.val_set is not None:
-            val = classification_metrics(head(self.val_set[0]).cpu(), self.val_set[1].cpu(), classes)
-            record.update({f"val/{k}": v for k, v in val.items()})
-            if self.best is None or val["top1"] > self.best["val"]["top1"]:
-                self.best = {"epoch": epoch + 1, "val": val, "test": self.test}
-        if last:
-            trainer.emit("evaluation", split=self.config.data.test_split, logits=test_logits,
-                         labels=self.test_set[1].cpu(), classes=self.store.classes)
-        return record
+    def evaluate_validation(self) -> dict[str, Any]:
+        return classification_metrics(self.model.head.eval()(self.val_set[0]).cpu(), self.val_set[1].cpu(), self.store.num_classes)
 
-    def summary(self, trainer: Trainer) -> dict[str, Any]:
-        cfg = self.config
-        return {
-            "protocol": "linear", "init": cfg.init or "random", "epochs": cfg.train.epochs,
-            "train_samples": int(self.train_idx.size), "val_samples": int(self.val_idx.size),
-            "test": self.test, "best_on_val": self.best, "checkpoint": str(trainer.path / "last.pt"),
-        }
+    @torch.no_grad()
+    def evaluate_test(self, last: bool) -> dict[str, Any]:
+        logits, labels = self.model.head.eval()(self.test_set[0]).cpu(), self.test_set[1].cpu()
+        if last:
+            self.trainer.emit("evaluation", split=self.config.data.test_split, logits=logits, labels=labels, classes=self.store.classes)
+        return classification_metrics(logits, labels, self.store.num_classes)
 
 
 def run_linear(cfg: LinearConfig, resume: bool = False, callbacks: list[Callback] = ()) -> dict[str, Any]:
