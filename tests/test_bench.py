@@ -48,3 +48,15 @@ def test_baselines_loader_and_ddp_rows():
     single, double = run_bench([BenchSpec(stage="ddp", batch=1, steps=1, warmup=1)])
     assert (single["processes"], double["processes"]) == (1, 2)
     assert double["samples_per_s"] > 0 and "ddp_overhead_ms" in double
+
+
+def test_contrastive_stages_run_the_published_recipes():
+    from skelmae.bench import paper_contrastive_args
+
+    clr, attn = paper_contrastive_args("skeletonclr"), paper_contrastive_args("skeattnclr")
+    assert clr["input"]["num_frames"] == 50 and attn["input"]["num_frames"] == 64
+    assert clr["backbone"]["config"]["channels"] == 16 and attn["backbone"]["config"]["channels"] == 64
+    assert clr["method"]["config"]["queue"] == attn["method"]["config"]["queue"] == 32768
+    assert clr["optim"].name == "sgd" and clr["optim"].lr == 0.1
+    row = run_child(BenchSpec(stage="skeletonclr", batch=2, steps=1, warmup=0, threads=1))
+    assert row["samples_per_s"] > 0 and 0 < row["mfu_percent"] < 100

@@ -10,6 +10,9 @@ segment 4, width 256, 8 encoder blocks, 3 decoder blocks, 90 % motion-aware mask
   an NTU-like dataset written to a temporary folder;
 * ``ddp``: the pre-training step in 2 gloo processes (one thread each) against 1 process
   with one thread and the same per-process batch: the difference is the DDP overhead.
+* ``skeletonclr``, ``skeattnclr``: one contrastive pre-training step at the method's
+  published NTU recipe (``recipes/<method>_pretrain``: ST-GCN, two views of 50 or 64
+  frames, queue 32768, SGD, and the momentum-encoder update).
 
 Each measurement runs in its own process so that its peak memory (resident set on CPU,
 allocated memory on CUDA) is its own. FLOPs per sample are counted with
@@ -34,7 +37,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-STAGES = ("pretrain", "finetune", "inference", "loader", "ddp")
+CONTRASTIVE = ("skeletonclr", "skeattnclr")
+STAGES = ("pretrain", "finetune", "inference", "loader", "ddp", *CONTRASTIVE)
 ATTENTION = ("sdpa", "explicit")
 ADAMW = ("fused", "loop")
 
@@ -139,20 +143,37 @@ def _peak_memory_gib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def paper_contrastive_args(method: str) -> dict[str, Any]:
+    """The published NTU recipe of a contrastive method: ``input`` (NTU layout, x/y/z, the
+    recipe's window), ``backbone``, ``method`` and ``optim`` (the recipe's OptimConfig)."""
+    from skelmae.config import PretrainConfig, chosen, load_config
+    from skelmae.models.common import InputSpec
+
+    cfg = load_config(PretrainConfig, f"recipes/{method}_pretrain")
+    return {
+        "input": InputSpec.of("ntu25", ["x", "y", "z"], cfg.data.window).to_dict(),
+        "backbone": chosen(cfg.model), "method": chosen(cfg.method), "optim": cfg.optim,
+    }
+
+
 def _model_step(spec: BenchSpec, device: torch.device, rank_batch: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
     """(step, counted): ``step`` is what is timed; ``counted`` is its FLOP-counted form
     (uncompiled, no optimizer update, which adds no matmul FLOPs)."""
     from skelmae.config import OptimConfig
     from skelmae.engine.optim import build_optimizer, param_groups
     from skelmae.models.build import build_classifier, build_method
-    from skelmae.models.common import InputSpec
+    from skelmae.models.common import InputSpec, PretrainMethod
 
-    paper = paper_mae_args(spec.decoder_depth)
+    paper = paper_contrastive_args(spec.stage) if spec.stage in CONTRASTIVE else paper_mae_args(spec.decoder_depth)
     inputs = InputSpec.from_dict(paper["input"])
     generator = torch.Generator(device).manual_seed(0)
-    x = torch.randn(rank_batch, inputs.in_channels, inputs.num_frames, inputs.num_joints, 2, device=device)
+    views = (2,) if spec.stage in CONTRASTIVE else ()
+    x = torch.randn(rank_batch, *views, inputs.in_channels, inputs.num_frames, inputs.num_joints, 2, device=device)
     y = torch.randint(0, 60, (rank_batch,), device=device)
-    if spec.stage in ("pretrain", "ddp"):
+    if spec.stage in CONTRASTIVE:
+        model = build_method(paper["method"], paper["backbone"], inputs).to(device).train()
+        loss_of = lambda net: net(x).loss  # noqa: E731
+    elif spec.stage in ("pretrain", "ddp"):
         model = build_method(paper["method"], paper["backbone"], inputs).to(device).train()
         loss_of = lambda net: net(x, generator).loss  # noqa: E731
     else:  # fine-tuning: the same backbone with drop path 0.1 and the MLP head on 60 classes
@@ -178,8 +199,11 @@ def _model_step(spec: BenchSpec, device: torch.device, rank_batch: int) -> tuple
 
         return forward, counted
 
-    # MAMP's pre-training AdamW (the schema has no recipe defaults: lr and betas are set here)
-    optimizer = build_optimizer(OptimConfig(lr=1e-3, betas=[0.9, 0.95]), param_groups(model, 0.05), device)
+    # MAMP's pre-training AdamW (the schema has no recipe defaults: lr and betas are set here),
+    # or the contrastive recipe's SGD
+    optim = paper.get("optim") or OptimConfig(lr=1e-3, betas=[0.9, 0.95], weight_decay=0.05)
+    optimizer = build_optimizer(optim, param_groups(model, optim.weight_decay), device)
+    after_step = model.after_optimizer_step if isinstance(model, PretrainMethod) else (lambda progress: None)
 
     def train_step() -> None:
         with autocast:
@@ -187,6 +211,7 @@ def _model_step(spec: BenchSpec, device: torch.device, rank_batch: int) -> tuple
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        after_step(0.5)
 
     def counted() -> None:
         with autocast:

@@ -440,7 +440,7 @@ def export(
 @app.command()
 @user_errors
 def bench(
-    stages: Optional[list[str]] = typer.Argument(None, help="pretrain | finetune | inference | loader | ddp (default: the first four)"),
+    stages: Optional[list[str]] = typer.Argument(None, help="pretrain | finetune | inference | loader | ddp | skeletonclr | skeattnclr (default: the first four)"),
     batch: list[int] = typer.Option([8, 16], help="samples per step (repeat the option for several)"),
     steps: int = typer.Option(5, help="timed steps per measurement"),
     warmup: int = typer.Option(2, help="untimed steps first"),

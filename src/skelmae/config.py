@@ -39,6 +39,7 @@ class DataConfig:
     rotation_axes: str = "xyz"  # the 3D axes rotated about ("xy": view changes without camera roll)
     align_view: bool = False  # turn each 3D sequence to face the same way (layout's spine and shoulders)
     flip: float = 0.0  # probability of a left/right mirror
+    shear: float = 0.0  # amplitude of a random shear of the coordinates (SkeletonCLR: 0.5)
     modality: str = "joint"  # joint | bone | motion | bone_motion
     batch_size: int = MISSING  # global batch (split over ranks and accumulation steps: see train.accum_steps)
     num_workers: int = 2

@@ -89,7 +89,7 @@ class Prediction:
 
 
 class SkeletonModel:
-    """A trained encoder (MAE checkpoint) or classifier, with the preprocessing it was trained with."""
+    """A pre-trained encoder (with its pre-training method) or a classifier, with the preprocessing it was trained with."""
 
     def __init__(self, state: dict[str, Any], source: str = "<checkpoint>", device: str | torch.device = "cpu"):
         self.source, self.kind = source, state["kind"]
@@ -185,7 +185,7 @@ class SkeletonModel:
         """Softmax class probabilities (N, K)."""
         if self.classifier is None:
             raise SkelmaeError(
-                f"{self.source}: a pre-training (MAE) checkpoint has no classifier head; use the checkpoint of a "
+                f"{self.source}: a pre-training checkpoint has no classifier head; use the checkpoint of a "
                 "linear probe or fine-tuning run to predict classes (encode() works on both)"
             )
         batch = self.batch(x)
@@ -247,7 +247,7 @@ def predict_files(model: SkeletonModel, files: Sequence[str | Path], fmt: str = 
     that cannot be read or does not fit the model, so one bad file does not stop the rest."""
     if model.classifier is None:
         raise SkelmaeError(
-            f"{model.source}: a pre-training (MAE) checkpoint has no classifier head; use a linear-probe or fine-tuned checkpoint"
+            f"{model.source}: a pre-training checkpoint has no classifier head; use a linear-probe or fine-tuned checkpoint"
         )
     results: list[dict[str, Any]] = []
     for path in files:

@@ -5,8 +5,8 @@ import torch.nn.functional as F
 
 from skelmae.data.layouts import LayoutError, get_layout
 from skelmae.data.transforms import (
-    TRANSFORMS, AlignView, RandomFlip, RandomRotation, ToBone, ToMotion, ValidCropResize, build_transforms, resize_time,
-    valid_length,
+    TRANSFORMS, AlignView, RandomFlip, RandomRotation, RandomShear, ToBone, ToMotion, ValidCropResize, build_transforms, resize_time,
+    Views, valid_length,
 )
 
 NTU = get_layout("ntu25")
@@ -153,9 +153,40 @@ def test_align_view_needs_the_layout_axes_and_3d():
 
 
 def test_transforms_are_registered_with_their_config():
-    assert TRANSFORMS.names() == ["align_view", "crop_resize", "rotation", "flip", "bone", "motion"]
+    assert TRANSFORMS.names() == ["align_view", "crop_resize", "shear", "rotation", "flip", "bone", "motion"]
     assert TRANSFORMS.build("rotation", {"theta": 0.5, "axes": "y"}) == RandomRotation(0.5, axes="y")
     assert TRANSFORMS.build("crop_resize", {"window": 16, "p_interval": [0.9]}) == ValidCropResize(16, (0.9,))
-    pipeline = build_transforms(NTU, 16, train=True, flip=0.5, modality="bone", align_view=True)
+    pipeline = build_transforms(NTU, 16, train=True, flip=0.5, modality="bone", align_view=True, shear=0.3)
     assert all(type(t) is TRANSFORMS.get(name).cls for t, name in zip(pipeline.transforms, TRANSFORMS))
     assert repr(pipeline.transforms[1]) == "ValidCropResize(window=16, p_interval=(0.5, 1.0), min_crop=64)"
+
+
+def test_shear_is_a_unit_diagonal_linear_map_that_keeps_absent_joints_zero():
+    x = _seq(10)
+    x[..., 1] = 0  # an absent second person
+    rng = np.random.default_rng(3)
+    out = RandomShear(amplitude=0.5)(x, rng)
+    assert not out[..., 1].any()
+    pts, sheared = x[..., 0].reshape(3, -1), out[..., 0].reshape(3, -1)
+    matrix = np.linalg.lstsq(pts.T, sheared.T, rcond=None)[0].T  # recover the map from the points
+    np.testing.assert_allclose(np.diag(matrix), 1.0, atol=1e-4)
+    off = matrix[~np.eye(3, dtype=bool)]
+    assert np.all(np.abs(off) <= 0.5) and np.abs(off).max() > 0.01
+
+
+def test_planar_shear_keeps_the_score_channel():
+    x = _seq(10)
+    out = RandomShear(amplitude=0.5, planar=True)(x, np.random.default_rng(0))
+    np.testing.assert_array_equal(out[2], x[2])
+    assert not np.allclose(out[:2], x[:2])
+
+
+def test_views_are_independent_reproducible_draws_of_the_pipeline():
+    pipeline = build_transforms(NTU, 16, train=True, min_crop=8, shear=0.5)
+    x = _seq(40)
+    views = Views(pipeline, 2)
+    a, b = views(x, np.random.default_rng([1, 2])), views(x, np.random.default_rng([1, 2]))
+    assert a.shape == (2, 3, 16, 25, 2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a[0], a[1])
+    assert "shear" in repr(pipeline).lower()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 TINY = ["data.window=16", "data.min_crop=8", "data.num_workers=0", "model.transformer.dim=32", "model.transformer.depth=2",
         "model.transformer.heads=4", "train.progress=false"]
@@ -70,28 +71,38 @@ def _kill_during_epoch(cmd_args, run: Path, epoch: int) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("protocol", ["pretrain", "finetune", "linear"])
+CONTRASTIVE = ["method.name=skeletonclr", "method.skeletonclr.queue=24", "model.arch=stgcn", "model.stgcn.channels=4",
+               "model.stgcn.dim=16", "model.stgcn.dropout=0.5", "data.shear=0.5"]
+
+
+@pytest.mark.parametrize("protocol", ["pretrain", "contrastive", "finetune", "linear"])
 def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tiny_synth, tiny_checkpoints, tmp_path, protocol):
     common = [*TINY, f"data.root={tiny_synth}", "data.batch_size=4", "train.epochs=4", "optim.warmup_epochs=1",
               "train.deterministic=true"]
     if protocol == "pretrain":
         common += DECODER
+    elif protocol == "contrastive":  # the queue, its pointer and the key encoder must resume too
+        common += CONTRASTIVE
     elif protocol == "finetune":
         common += ["data.val_fraction=0.25", "model.transformer.drop_path=0.1"]  # dropout and drop path use the RNG
     else:
         common += [f"init={tiny_checkpoints['mae']}", "data.val_fraction=0.25", "train.epochs=6"]  # augmented features
+    command = "pretrain" if protocol == "contrastive" else protocol
     whole, broken = tmp_path / "whole", tmp_path / "broken"
-    _skelmae([protocol, *common, f"train.output_dir={whole}"])
-    _kill_during_epoch([protocol, *common, f"train.output_dir={broken}"], broken, epoch=2)
+    _skelmae([command, *common, f"train.output_dir={whole}"])
+    _kill_during_epoch([command, *common, f"train.output_dir={broken}"], broken, epoch=2)
     assert not (broken / "summary.json").exists()
-    _skelmae([protocol, "--resume", *common, f"train.output_dir={broken}"])
+    _skelmae([command, "--resume", *common, f"train.output_dir={broken}"])
     a, b = _records(whole), _records(broken)
     assert [r["epoch"] for r in b] == list(range(1, len(a) + 1))
     for ra, rb in zip(a, b):
         assert ra["train/loss"] == rb["train/loss"]
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (whole, broken))
-    if protocol != "pretrain":
+    if protocol in ("finetune", "linear"):
         assert sa["test"] == sb["test"] and sa["best_on_val"] == sb["best_on_val"]
+    if protocol == "contrastive":
+        wa, wb = (torch.load(d / "last.pt", weights_only=False)["model"] for d in (whole, broken))
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_corrupt_checkpoint_on_resume_is_a_clear_error(tiny_synth, tmp_path):

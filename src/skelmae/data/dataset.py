@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from skelmae.data.storage import SkeletonStore
-from skelmae.data.transforms import Compose
+from skelmae.data.transforms import Compose, Views
 
 __all__ = ["SkeletonDataset", "SeededSampler"]
 
@@ -32,7 +32,7 @@ class SkeletonDataset(Dataset):
         self,
         store: SkeletonStore | str | Path,
         split: str | None = None,
-        transform: Compose | None = None,
+        transform: Compose | Views | None = None,
         indices: Sequence[int] | np.ndarray | None = None,
     ):
         self.store = store if isinstance(store, SkeletonStore) else SkeletonStore(store)

@@ -35,6 +35,8 @@ __all__ = [
     "AlignView",
     "ValidCropResize",
     "RandomRotation",
+    "RandomShear",
+    "Views",
     "RandomFlip",
     "ToBone",
     "ToMotion",
@@ -63,6 +65,25 @@ class Compose:
 
     def __repr__(self) -> str:
         return "Compose(" + ", ".join(map(repr, self.transforms)) + ")"
+
+
+class Views:
+    """``count`` independent draws of a random pipeline, stacked: (C, T, V, M) -> (count, C, T, V, M).
+
+    Contrastive methods compare two augmented views of the same clip; each view consumes
+    the sample's generator in turn, so the views differ and stay reproducible.
+    """
+
+    def __init__(self, transform: Compose, count: int):
+        if count < 1:
+            raise TransformError(f"views must be at least 1, got {count}")
+        self.transform, self.count = transform, count
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.stack([self.transform(x, rng) for _ in range(self.count)])
+
+    def __repr__(self) -> str:
+        return f"Views({self.transform!r}, count={self.count})"
 
 
 def is_planar(channels: Sequence[str]) -> bool:
@@ -162,6 +183,27 @@ class ValidCropResize:
             crop = max(crop, 1)
             start = int(rng.integers(0, valid - crop + 1))
         return resize_time(x[:, start : start + crop], self.window)
+
+
+@TRANSFORMS.register("shear")
+@dataclass
+class RandomShear:
+    """One random shear per sample: coordinates times a matrix with unit diagonal and
+    off-diagonal entries ~ U(-amplitude, amplitude) (SkeletonCLR's augmentation, 0.5 there).
+
+    ``planar=True`` shears the first two channels only (a score channel is kept). All-zero
+    joints (absent persons) stay zero.
+    """
+
+    amplitude: float = 0.5
+    planar: bool = False
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        coords = 2 if self.planar else 3
+        matrix = np.eye(coords) + rng.uniform(-self.amplitude, self.amplitude, (coords, coords)) * (1 - np.eye(coords))
+        out = x.copy()
+        out[:coords] = np.einsum("ij,jtvm->itvm", matrix.astype(np.float32), x[:coords])
+        return out
 
 
 def _rotation_matrix(angles: np.ndarray) -> np.ndarray:
@@ -278,9 +320,10 @@ def build_transforms(
     modality: str = "joint",
     rotation_axes: str = "xyz",
     align_view: bool = False,
+    shear: float = 0.0,
 ) -> Compose:
-    """The standard pipeline: (optional) view alignment, crop-resize, (train) rotation and
-    flip, then the transforms of the modality."""
+    """The standard pipeline: (optional) view alignment, crop-resize, (train) shear, rotation
+    and flip, then the transforms of the modality."""
     if modality not in MODALITIES:
         raise TransformError(f"modality must be one of {tuple(MODALITIES)}, got {modality!r}")
     if align_view and planar:
@@ -289,6 +332,7 @@ def build_transforms(
     steps: list[tuple[str, bool, dict[str, Any]]] = [  # (transform, wanted, config)
         ("align_view", align_view, {"layout": layout}),
         ("crop_resize", True, {"window": window, "p_interval": p_interval if train else (test_crop,), "min_crop": min_crop}),
+        ("shear", train and shear > 0, {"amplitude": shear, "planar": planar}),
         ("rotation", train and rotation > 0, {"theta": rotation, "planar": planar, "axes": rotation_axes}),
         ("flip", train and flip > 0, {"layout": layout, "p": flip}),
         ("bone", "bone" in MODALITIES[modality], {"layout": layout, "coords": coords}),

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from skelmae.config import DataConfig, TrainConfig, chosen
 from skelmae.data.dataset import SeededSampler, SkeletonDataset
 from skelmae.data.storage import SkeletonStore
-from skelmae.data.transforms import build_transforms, is_planar
+from skelmae.data.transforms import Views, build_transforms, is_planar
 from skelmae.engine.checkpoint import check_fields, load_checkpoint
 from skelmae.engine.distributed import DistInfo
 from skelmae.engine.runs import default_run_dir
@@ -40,14 +40,19 @@ def open_store(data: DataConfig) -> SkeletonStore:
 
 
 def make_dataset(
-    store: SkeletonStore, data: DataConfig, split: str, train: bool, indices: np.ndarray | None = None
+    store: SkeletonStore, data: DataConfig, split: str, train: bool, indices: np.ndarray | None = None,
+    views: int = 1,
 ) -> SkeletonDataset:
+    """``views`` > 1: each item is that many augmented draws of the clip, (views, C, T, V, M)."""
     try:
         transform = build_transforms(
             store.layout, data.window, train=train, p_interval=data.p_interval, test_crop=data.test_crop,
             min_crop=data.min_crop, rotation=data.rotation, rotation_axes=data.rotation_axes,
             planar=is_planar(store.channels), flip=data.flip, modality=data.modality, align_view=data.align_view,
+            shear=data.shear,
         )
+        if views > 1:
+            transform = Views(transform, views)
     except ValueError as exc:
         raise ConfigError(f"data: {exc}") from exc
     return SkeletonDataset(store, split=split if indices is None else None, transform=transform, indices=indices)

@@ -90,8 +90,8 @@ class Protocol(ABC):
     def training_step(self, batch: Any, ctx: StepContext) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} does not train")
 
-    def after_optimizer_step(self) -> None:
-        """E.g. a momentum-encoder update."""
+    def after_optimizer_step(self, progress: float) -> None:
+        """E.g. a momentum-encoder update; ``progress`` is the fraction of the run's optimiser steps done, in (0, 1]."""
 
     def end_of_epoch(self, trainer: Trainer, epoch: int, last: bool) -> dict[str, Any]:
         """Metrics to log for this epoch (evaluation, for example)."""
@@ -196,7 +196,7 @@ class Trainer:
                         torch.nn.utils.clip_grad_norm_(module.parameters(), self.optim_cfg.clip_grad)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                    protocol.after_optimizer_step()
+                    protocol.after_optimizer_step((epoch + (it // accum + 1) / updates) / cfg.epochs)
                 detached = loss.detach()
                 ok = torch.isfinite(detached)
                 first_bad = torch.where(finite & ~ok, torch.full_like(first_bad, it), first_bad)

@@ -74,9 +74,9 @@ class InputSpec:
 @dataclass
 class MethodOutput:
     loss: torch.Tensor
-    pred: torch.Tensor  # (B, L, P) predictions of the masked units (method-specific space)
-    target: torch.Tensor  # (B, L, P) targets in the same space
-    mask: torch.Tensor  # (B, L), 1 = masked
+    pred: torch.Tensor | None = None  # (B, L, P) reconstructions of the masked units (method-specific space)
+    target: torch.Tensor | None = None  # (B, L, P) targets in the same space
+    mask: torch.Tensor | None = None  # (B, L), 1 = masked; all three None for methods that do not reconstruct
 
 
 class Encoder(nn.Module, ABC):
@@ -114,6 +114,7 @@ class PretrainMethod(nn.Module, ABC):
 
     encoder: Encoder
     backbones: tuple[str, ...] = ()  # the registered backbones it can wrap; empty: any
+    views: int = 1  # augmented views of each clip it takes: x is (N, C, T, V, M), or (N, views, C, T, V, M)
 
     @abstractmethod
     def forward(
@@ -122,8 +123,9 @@ class PretrainMethod(nn.Module, ABC):
         """``generator`` and ``shard`` (rank, world size) make random choices independent of
         the number of processes."""
 
-    def after_optimizer_step(self) -> None:
-        """Called after every optimiser step (e.g. a momentum-encoder update)."""
+    def after_optimizer_step(self, progress: float) -> None:
+        """Called after every optimiser step (e.g. a momentum-encoder update); ``progress`` is
+        the fraction of the run's optimiser steps done, in (0, 1]."""
 
 
 class Classifier(nn.Module, ABC):

@@ -30,11 +30,11 @@ class Pretrain(DatasetProtocol):
         cfg, info = self.config, trainer.info
         self.device, self.shard = info.device, (info.rank, info.world_size)
         self.store = open_store(cfg.data)
-        self.train_set = make_dataset(self.store, cfg.data, cfg.data.train_split, train=True)
-        self.loader = make_loader(self.train_set, cfg.data, info, train=True, seed=cfg.train.seed)
         self.spec = input_spec(self.store, cfg.data.window)
         self.backbone, self.method = chosen(cfg.model), chosen(cfg.method)
         self.model = build_method(self.method, self.backbone, self.spec).to(info.device)
+        self.train_set = make_dataset(self.store, cfg.data, cfg.data.train_split, train=True, views=self.model.views)
+        self.loader = make_loader(self.train_set, cfg.data, info, train=True, seed=cfg.train.seed)
 
     def param_groups(self) -> list[dict]:
         return param_groups(self.model, self.optim_cfg.weight_decay)
@@ -44,8 +44,8 @@ class Pretrain(DatasetProtocol):
         generator = step_generator(self.train_cfg.seed, ctx.epoch, ctx.step, self.device)
         return ctx.net(x.to(self.device, non_blocking=True), generator=generator, shard=self.shard).loss
 
-    def after_optimizer_step(self) -> None:
-        self.model.after_optimizer_step()
+    def after_optimizer_step(self, progress: float) -> None:
+        self.model.after_optimizer_step(progress)
 
     def model_description(self) -> dict[str, Any]:
         return {"kind": "pretrain", "input": self.spec.to_dict(), "backbone": self.backbone, "method": self.method}
