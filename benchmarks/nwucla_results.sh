@@ -3,7 +3,7 @@
 #   benchmarks/nwucla_results.sh [OUT] [SEEDS...]      (default: runs/nwucla, seeds 0 1 2)
 # Needs the prepared set in data/nw_ucla (README, "Data"). Finished runs (summary.json
 # present) are skipped, so the script can be re-run after an interruption.
-# PARTS="transformer" or PARTS="graph" runs one half (e.g. two halves side by side,
+# PARTS="transformer", "graph" or "contrastive" runs one part (e.g. parts side by side,
 # each with OMP_NUM_THREADS=1).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,7 +22,7 @@ run() {  # run NAME SEED COMMAND PRESET [OVERRIDES...]
   "$skelmae" "$command" -c "nwucla/$preset" "train.seed=$seed" "train.output_dir=$dir" "$@"
 }
 
-parts="${PARTS:-transformer graph}"
+parts="${PARTS:-transformer graph contrastive}"
 [[ " $parts " == *" transformer "* ]] && for seed in "${seeds[@]}"; do
   for recipe in skeletonmae mamp; do
     run "$recipe/pretrain" "$seed" pretrain "${recipe}_pretrain"
@@ -38,5 +38,15 @@ done
   run graph/pretrain "$seed" pretrain graph_pretrain
   run graph/strl_finetune "$seed" finetune strl_finetune "init=$out/graph/pretrain/seed$seed/last.pt"
   run graph/strl_scratch "$seed" scratch strl_finetune
+done
+[[ " $parts " == *" contrastive "* ]] && for seed in "${seeds[@]}"; do
+  for recipe in skeletonclr skeattnclr; do
+    run "$recipe/pretrain" "$seed" pretrain "${recipe}_pretrain"
+    init="init=$out/$recipe/pretrain/seed$seed/last.pt"
+    run "$recipe/linear" "$seed" linear linear "$init"
+    run "$recipe/finetune" "$seed" finetune finetune "$init"
+  done
+  run stgcn/scratch "$seed" scratch stgcn_scratch
+  run stgcn/random_linear "$seed" linear linear model.arch=stgcn model.stgcn.channels=16 model.stgcn.dim=128
 done
 .venv/bin/python benchmarks/results_table.py "$out"
