@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from skelmae.data.prepare import ImportPlan, Loaded, Sample, prepare, report_path, run_import
-from skelmae.data.storage import SkeletonStore
+from skelmae.data.storage import DatasetWriter, SkeletonStore
 from skelmae.errors import DataFormatError, SkelmaeError
 
 UCLA_NAMES = [f"a{a:02d}_s0{s}_e00_v0{v}" for a in (1, 4, 12) for s in (1, 2) for v in (1, 2, 3)]
@@ -130,3 +130,53 @@ def test_killed_run_never_looks_complete(tmp_path):
     out.mkdir()  # even a folder at the destination is not taken for a dataset
     with pytest.raises(DataFormatError, match="not a complete skelmae dataset folder; an unfinished preparation left"):
         SkeletonStore(out)
+
+
+def _load_with_bad_samples(item):
+    values = {1: np.nan, 3: 1e39}.get(item, float(item))  # 1e39: finite in float64, inf in float32
+    name = "s\u2028x" if item == 4 else f"s{item}"
+    return Loaded([Sample(np.full((2, 1, 20, 3), values), item % 2, name, {}, ("train",))])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bad_samples_are_bad_items_skipped_without_poisoning_the_rest(tmp_path, workers):
+    plan = _tiny_plan(list(range(6)), _load_with_bad_samples)
+    report = run_import(plan, tmp_path / "ds", workers=workers, on_error="skip", progress=False)
+    assert report.samples == 3 and SkeletonStore(tmp_path / "ds").names == ["s0", "s2", "s5"]
+    assert len(report.skipped) == 3 and all("memory, sample" in message for message in report.skipped)
+    assert any("line break" in m for m in report.skipped) and any("float32 range" in m for m in report.skipped)
+    with pytest.raises(DataFormatError, match="sample 's1': contains NaN"):
+        run_import(_tiny_plan(list(range(6)), _load_with_bad_samples), tmp_path / "ds2", workers=1, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_prepare_cleans_what_a_killed_run_left_and_info_reports_it(ucla_raw, tmp_path):
+    from skelmae.data.info import summarize
+    from skelmae.data.storage import OWNER
+
+    out = tmp_path / "ds"
+    prepare("nw-ucla", ucla_raw, out, workers=1, progress=False)
+    stale = tmp_path / ".ds.partial-dead"
+    stale.mkdir()
+    (stale / OWNER).write_text(json.dumps({"pid": 999999999, "host": __import__("socket").gethostname()}))
+    assert summarize(SkeletonStore(out))["leftovers"] == [".ds.partial-dead"]
+    report = prepare("nw-ucla", ucla_raw, out, workers=1, progress=False, overwrite=True)
+    assert any("removed .ds.partial-dead" in note for note in report.notes) and not stale.exists()
+    assert summarize(SkeletonStore(out))["leftovers"] == []
+
+
+def test_export_names_a_bad_output_path(tmp_path):
+    from skelmae.data.formats.export import export_npz, export_pyskl
+
+    out = tmp_path / "ds"
+    with DatasetWriter(out, "kinect20", ["x", "y", "z"], 1, ["a"]) as w:
+        for i in range(2):
+            w.add(np.ones((3, 1, 20, 3), np.float32), 0, f"s{i}")
+        w.add_split("train", [0])
+        w.add_split("test", [1])
+    with pytest.raises(SkelmaeError, match="is a folder; give the file to write"):
+        export_npz(out, tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SkelmaeError, match="is a file, so it cannot hold"):
+        export_pyskl(out, tmp_path / "file" / "data.pkl")
+    assert export_npz(out, tmp_path / "new" / "deeper" / "data.npz", progress=False).is_file()

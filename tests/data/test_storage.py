@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from skelmae.data.storage import DatasetWriter, SkeletonStore, is_dataset_dir
-from skelmae.errors import DataFormatError
+from skelmae.data.storage import OWNER, DatasetWriter, SampleError, SkeletonStore, is_dataset_dir, leftovers, recover
+from skelmae.errors import DataFormatError, SkelmaeError
 
 
 def _write(out, n=5, overwrite=False, seed=0):
@@ -75,15 +75,94 @@ def test_existing_dataset_is_kept_unless_overwrite(tmp_path):
     [
         (np.zeros((4, 2, 24, 3)), "expected (T>=1, 2, 25, 3)"),
         (np.full((4, 2, 25, 3), np.nan), "NaN"),
+        (np.full((4, 2, 25, 3), 1e39), "beyond the float32 range"),  # finite in float64, inf in float32
     ],
 )
 def test_writer_rejects_bad_samples(tmp_path, bad, message):
     with DatasetWriter(tmp_path / "ds", "ntu25", ["x", "y", "z"], 2, ["a"]) as w:
-        with pytest.raises(ValueError, match="sample 'bad'") as info:
+        with pytest.raises(SampleError, match="sample 'bad'") as info:
             w.add(bad, 0, "bad")
         assert message in str(info.value)
         w.add(np.zeros((2, 2, 25, 3)), 0, "good")
     assert len(SkeletonStore(tmp_path / "ds")) == 1
+
+
+@pytest.mark.parametrize("name", ["a\nb", "a\rb", "a\u2028b", "a\x85b", "a\x0cb", ""])
+def test_names_that_would_break_names_txt_are_refused(tmp_path, name):
+    with DatasetWriter(tmp_path / "ds", "ntu25", ["x", "y", "z"], 2, ["a"]) as w:
+        with pytest.raises(SampleError, match="empty or contains a line break"):
+            w.add(np.zeros((2, 2, 25, 3)), 0, name)
+        w.add(np.zeros((2, 2, 25, 3)), 0, "ok")
+    assert SkeletonStore(tmp_path / "ds").names == ["ok"]
+
+
+def test_fields_and_splits_must_be_plain_file_names(tmp_path):
+    with DatasetWriter(tmp_path / "ds", "ntu25", ["x", "y", "z"], 2, ["a"]) as w:
+        seq = np.zeros((2, 2, 25, 3))
+        with pytest.raises(SampleError, match="does not fit a 64-bit integer"):
+            w.add(seq, 0, "s", meta={"subject": 10**30})
+        with pytest.raises(SampleError, match="not a plain file name"):
+            w.add(seq, 0, "s", meta={"../x": 1})
+        w.add(seq, 0, "s")
+        for split in ("../evil", "a/b", ".hidden", ""):
+            with pytest.raises(SkelmaeError, match="not a plain file name"):
+                w.add_split(split, [0])
+        w.add_split("xsub_train", [0])
+    assert SkeletonStore(tmp_path / "ds").split_names == ["xsub_train"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_a_failed_finalize_leaves_no_hidden_folder(tmp_path, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        with DatasetWriter(tmp_path / "ds", "ntu25", ["x", "y", "z"], 2, ["a"]) as w:
+            w.add(np.zeros((2, 2, 25, 3)), 0, "s")
+            monkeypatch.setattr(np, "save", disk_full)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _interrupted_swap(tmp_path, new_complete: bool):
+    """The old dataset moved aside, the new one not yet moved in: what a kill between the renames leaves."""
+    out = tmp_path / "ds"
+    _write(out, n=5)
+    (out).rename(tmp_path / ".ds.old-aaaa")
+    if new_complete:
+        _write(tmp_path / "new", n=3)
+        (tmp_path / "new").rename(tmp_path / ".ds.partial-bbbb")
+        (tmp_path / ".ds.partial-bbbb" / OWNER).write_text('{"pid": 999999999, "host": "%s"}' % __import__("socket").gethostname())
+    return out
+
+
+def test_an_interrupted_swap_is_restored_by_the_next_reader(tmp_path):
+    out = _interrupted_swap(tmp_path, new_complete=False)
+    with pytest.warns(UserWarning, match="restored .* from .ds.old-aaaa"):
+        store = SkeletonStore(out)
+    assert len(store) == 5 and leftovers(out) == []
+
+
+def test_a_finished_new_copy_wins_over_the_old_one(tmp_path):
+    out = _interrupted_swap(tmp_path, new_complete=True)
+    messages = recover(out)
+    assert len(SkeletonStore(out)) == 3 and leftovers(out) == [] and not (out / OWNER).exists()
+    assert any("restored" in m and "partial-bbbb" in m for m in messages) and any("old-aaaa" in m for m in messages)
+
+
+def test_recover_removes_dead_runs_leftovers_but_not_live_ones(tmp_path):
+    import os
+    import socket
+
+    out = tmp_path / "ds"
+    _write(out)
+    host = socket.gethostname()
+    for name, pid in ((".ds.partial-dead", 999999999), (".ds.partial-live", os.getpid())):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / OWNER).write_text(json.dumps({"pid": pid, "host": host}))
+    (tmp_path / ".ds.old-cccc").mkdir()
+    messages = recover(out)
+    assert [p.name for p in leftovers(out)] == [".ds.partial-live"]
+    assert len(messages) == 2 and len(SkeletonStore(out)) == 5
 
 
 def test_missing_manifest_is_reported_with_partial_hint(tmp_path):

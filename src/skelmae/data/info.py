@@ -9,7 +9,7 @@ import numpy as np
 from rich.console import Group
 from rich.table import Table
 
-from skelmae.data.storage import SkeletonStore
+from skelmae.data.storage import SkeletonStore, leftovers
 
 
 def summarize(store: SkeletonStore) -> dict[str, Any]:
@@ -37,6 +37,7 @@ def summarize(store: SkeletonStore) -> dict[str, Any]:
         "meta_fields": store.meta_fields,
         "dtype": str(store.dtype),
         "source": _source_summary(store.manifest.get("source", {})),
+        "leftovers": [p.name for p in leftovers(store.root)],  # hidden folders of interrupted runs
     }
 
 
@@ -63,6 +64,8 @@ def describe(root: str | Path) -> Group:
         ("splits", ", ".join(f"{k} {v}" for k, v in info["splits"].items())),
         ("per-sample fields", ", ".join(info["meta_fields"]) or "-"),
         *((f"source: {key}", value) for key, value in info["source"].items()),
+        *(("left by an interrupted run", f"{name} (the next `skelmae data prepare --out {root}` removes it)")
+          for name in info["leftovers"]),
     ):
         head.add_row(key, str(value))
     classes = Table(title="samples per class and split")

@@ -14,7 +14,12 @@ Failure handling:
 - ``on_error="skip"``: bad items are left out, the rest is imported, and the errors are
   listed in ``<out>.skipped.txt`` beside the dataset and in the manifest's ``source``.
 - A killed run leaves at most a hidden ``.<name>.partial-*`` folder, never a folder that
-  looks complete (it has no ``manifest.json``).
+  looks complete (it has no ``manifest.json``); the next ``prepare`` of the same ``out``
+  removes it, and puts back a complete copy if a replacement was interrupted
+  (:func:`skelmae.data.storage.recover`).
+- Every sample is checked in the worker that loaded it (shape, finite values in the stored
+  dtype, label, name, fields: :func:`~skelmae.data.storage.sample_problem`), so a bad sample
+  is a bad item like any other: skipped under ``skip``, and the writer never sees it.
 
 Single-file formats whose data are already in memory once decoded (PYSKL pickles,
 CTR-GCN ``.npz``) convert in the main process: shipping decoded arrays to workers would
@@ -38,7 +43,8 @@ from tqdm import tqdm
 from skelmae.atomic import write_text_atomic
 from skelmae.data.formats import build_format, preparable_formats
 from skelmae.data.formats.base import FormatOptionError, ImportPlan, Loaded, Sample
-from skelmae.data.storage import DatasetWriter
+from skelmae.data.layouts import get_layout
+from skelmae.data.storage import DatasetWriter, recover, sample_problem
 from skelmae.errors import DataFormatError, SkelmaeError
 
 __all__ = ["Sample", "Loaded", "ImportPlan", "ImportReport", "run_import", "prepare", "ON_ERROR", "report_path"]
@@ -68,16 +74,36 @@ def report_path(out: str | Path) -> Path:
     return out.parent / f"{out.name}.skipped.txt"
 
 
-def _guarded(load: Callable[[Any], Loaded], item: Any) -> tuple[bool, Any]:
-    """Run ``load`` in a worker; a format error travels back as plain fields (always picklable)."""
+@dataclass(frozen=True)
+class _SampleCheck:
+    """What every sample of a plan must fit (picklable, sent to the workers)."""
+
+    raw: str
+    shape: tuple[int, int, int]
+    num_classes: int
+
+    def __call__(self, loaded: Loaded) -> None:
+        for sample in loaded.samples:
+            problem = sample_problem(sample.sequence, sample.label, sample.name, sample.meta, self.shape, self.num_classes)
+            if problem:
+                raise DataFormatError(self.raw, f"sample {sample.name!r}", problem)
+
+
+def _guarded(load: Callable[[Any], Loaded], check: _SampleCheck, item: Any) -> tuple[bool, Any]:
+    """Run ``load`` and the sample checks in a worker; a format error travels back as plain
+    fields (always picklable)."""
     try:
-        return True, load(item)
+        loaded = load(item)
+        check(loaded)
+        return True, loaded
     except DataFormatError as exc:
         return False, (exc.path, exc.where, exc.problem, exc.expected)
 
 
 def _results(plan: ImportPlan, workers: int) -> Iterator[tuple[bool, Any]]:
-    guarded = functools.partial(_guarded, plan.load)
+    layout = get_layout(plan.layout)
+    check = _SampleCheck(plan.raw, (plan.num_persons, layout.num_joints, len(plan.channels)), len(plan.classes))
+    guarded = functools.partial(_guarded, plan.load, check)
     if workers <= 1 or not plan.parallel:
         yield from map(guarded, plan.items)
         return
@@ -183,4 +209,7 @@ def prepare(
     for path in paths:
         if not path.exists():
             raise DataFormatError(path, None, "does not exist", f"the raw {format} data")
-    return run_import(fmt.plan(paths), out, workers=workers, on_error=on_error, overwrite=overwrite, progress=progress)
+    recovered = recover(out)
+    report = run_import(fmt.plan(paths), out, workers=workers, on_error=on_error, overwrite=overwrite, progress=progress)
+    report.notes[:0] = recovered
+    return report

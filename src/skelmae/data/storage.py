@@ -16,8 +16,11 @@ and a sample's frames stay one contiguous read. Nothing is ever loaded whole: ``
 is memory-mapped, and the per-sample index arrays are O(N) integers.
 
 A folder is complete exactly when ``manifest.json`` exists: the writer builds everything
-in a hidden temporary folder and renames it into place at the end, so a killed run never
-leaves a half-written dataset that looks complete.
+in a hidden temporary folder ``.<name>.partial-*`` (holding an ``.owner`` file with the
+writing process) and renames it into place at the end, so a killed run never leaves a
+half-written dataset that looks complete. Replacing a dataset moves the old one aside as
+``.<name>.old-*`` first; :func:`recover` finishes or undoes a replacement that was
+interrupted between the two renames, and removes what killed runs left.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import threading
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,8 +48,46 @@ from skelmae.errors import DataFormatError, SkelmaeError
 FORMAT_NAME = "skelmae-dataset"
 FORMAT_VERSION = 1
 _DTYPES = {"float32": np.float32, "float16": np.float16}
+OWNER = ".owner"  # inside a .partial folder: {"pid", "host"} of the process writing it
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # split and field names: they become file names
+_INT64 = np.iinfo(np.int64)
 
-__all__ = ["DatasetWriter", "SkeletonStore", "FORMAT_VERSION", "is_dataset_dir", "file_sha256"]
+__all__ = [
+    "DatasetWriter", "SkeletonStore", "SampleError", "FORMAT_VERSION", "is_dataset_dir", "file_sha256",
+    "sample_problem", "leftovers", "recover",
+]
+
+
+class SampleError(SkelmaeError, ValueError):
+    """A sample that cannot be stored (shape, values, label or name)."""
+
+
+def sample_problem(
+    sequence: np.ndarray, label: int, name: str, meta: Mapping[str, int] | None,
+    shape: tuple[int, int, int], num_classes: int, dtype: str = "float32",
+) -> str | None:
+    """Why a sample cannot be written into a dataset of ``shape`` (M, V, C) rows, or None.
+
+    Values are checked after the cast to the stored ``dtype``, so coordinates that are
+    finite in float64 but overflow float32 are refused too."""
+    seq = np.asarray(sequence)
+    if seq.ndim != 4 or seq.shape[1:] != tuple(shape) or seq.shape[0] < 1:
+        return f"shape {seq.shape}, expected (T>=1, {', '.join(map(str, shape))})"
+    if not np.issubdtype(seq.dtype, np.number):
+        return f"values of type {seq.dtype}, expected numbers"
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.isfinite(seq.astype(_DTYPES[dtype], copy=False)).all():
+            return f"contains NaN, infinite or values beyond the {dtype} range"
+    if not -1 <= label < num_classes:
+        return f"label {label} outside -1..{num_classes - 1}"
+    if not isinstance(name, str) or name.splitlines() != [name]:
+        return f"name {name!r} is empty or contains a line break (names.txt holds one name per line)"
+    for key, value in (meta or {}).items():
+        if not _SAFE_NAME.fullmatch(key):
+            return f"field name {key!r} is not a plain file name (letters, digits, _ . + -)"
+        if not _INT64.min <= int(value) <= _INT64.max:
+            return f"field {key!r} = {value} does not fit a 64-bit integer"
+    return None
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -146,6 +190,7 @@ class DatasetWriter:
     def __enter__(self) -> DatasetWriter:
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir()
+        (self._tmp / OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
         self._frames = _NpyAppender(
             self._tmp / "frames.npy",
             _DTYPES[self.dtype],
@@ -165,16 +210,10 @@ class DatasetWriter:
     def add(self, sequence: np.ndarray, label: int, name: str, meta: Mapping[str, int] | None = None) -> int:
         """Append one (T, M, V, C) sequence; returns its sample index."""
         assert self._frames is not None, "use DatasetWriter as a context manager"
+        problem = sample_problem(sequence, label, name, meta, self.row_shape, len(self.classes), self.dtype)
+        if problem:
+            raise SampleError(f"sample {name!r}: {problem}")
         seq = np.asarray(sequence)
-        expected = (self.num_persons, self.layout.num_joints, len(self.channels))
-        if seq.ndim != 4 or seq.shape[1:] != expected or seq.shape[0] < 1:
-            raise ValueError(f"sample {name!r}: shape {seq.shape}, expected (T>=1, {', '.join(map(str, expected))})")
-        if not np.isfinite(seq).all():
-            raise ValueError(f"sample {name!r}: contains NaN or infinite values")
-        if not -1 <= label < len(self.classes):
-            raise ValueError(f"sample {name!r}: label {label} outside -1..{len(self.classes) - 1}")
-        if "\n" in name or "\r" in name:
-            raise ValueError(f"sample name {name!r} contains a line break")
         index = len(self._labels)
         for key, value in (meta or {}).items():
             column = self._meta.setdefault(key, [-1] * index)
@@ -188,7 +227,14 @@ class DatasetWriter:
         self._names.append(name)
         return index
 
+    @property
+    def row_shape(self) -> tuple[int, int, int]:
+        """(M, V, C): the shape of one stored frame."""
+        return self.num_persons, self.layout.num_joints, len(self.channels)
+
     def add_split(self, name: str, indices: Iterable[int]) -> None:
+        if not _SAFE_NAME.fullmatch(name):
+            raise SkelmaeError(f"split name {name!r} is not a plain file name (letters, digits, _ . + -; no '/', no leading '.')")
         idx = np.asarray(list(indices), dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self._labels)):
             raise ValueError(f"split {name!r} has indices outside 0..{len(self._labels) - 1}")
@@ -197,6 +243,15 @@ class DatasetWriter:
     def finalize(self) -> Path:
         if self._closed:
             return self.out_dir
+        try:
+            self._write_index_and_install()
+        except BaseException:
+            self.abort()  # a failed finalize leaves no hidden folder behind
+            raise
+        self._closed = True
+        return self.out_dir
+
+    def _write_index_and_install(self) -> None:
         assert self._frames is not None
         self._frames.close()
         tmp = self._tmp
@@ -211,7 +266,7 @@ class DatasetWriter:
             (tmp / "splits").mkdir()
             for key, idx in self._splits.items():
                 np.save(tmp / "splits" / f"{key}.npy", idx)
-        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file() and p.name != OWNER)
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -231,15 +286,15 @@ class DatasetWriter:
         }
         write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         self._install()
-        self._closed = True
-        return self.out_dir
 
     def _install(self) -> None:
+        """Old dataset aside, new one in, old one removed; :func:`recover` completes an interrupted swap."""
         old = None
         if self.out_dir.exists():
             old = self.out_dir.parent / f".{self.out_dir.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(self.out_dir, old)
         os.replace(self._tmp, self.out_dir)
+        (self.out_dir / OWNER).unlink(missing_ok=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -248,6 +303,54 @@ class DatasetWriter:
             self._frames._fh.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._closed = True
+
+
+def leftovers(out_dir: str | Path) -> list[Path]:
+    """The hidden ``.partial-*`` and ``.old-*`` folders beside ``out_dir``."""
+    out_dir = Path(out_dir)
+    return sorted(p for kind in ("partial", "old") for p in out_dir.parent.glob(f".{out_dir.name}.{kind}-*") if p.is_dir())
+
+
+def _being_written(folder: Path) -> bool:
+    """True while the process named in the folder's owner file still runs (or runs elsewhere)."""
+    try:
+        owner = json.loads((folder / OWNER).read_text())
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # no owner: finished writing (a complete copy) or never started
+    if host != socket.gethostname():
+        return True  # another machine's process: cannot tell, leave it alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(out_dir: str | Path) -> list[str]:
+    """Finish or undo what interrupted runs left beside ``out_dir``; says what was done.
+
+    If ``out_dir`` is missing, the newest complete copy is put back: a finished new dataset
+    (``.partial-*`` with a manifest) before the old one (``.old-*``). Unfinished folders of
+    dead processes and old copies no longer needed are removed; folders still being
+    written are left alone."""
+    out_dir = Path(out_dir)
+    done: list[str] = []
+    stale = [p for p in leftovers(out_dir) if not _being_written(p)]
+    if not out_dir.exists():
+        complete = [p for p in stale if (p / "manifest.json").is_file()]
+        complete.sort(key=lambda p: (".partial-" in p.name, (p / "manifest.json").stat().st_mtime), reverse=True)
+        if complete:
+            os.replace(complete[0], out_dir)
+            (out_dir / OWNER).unlink(missing_ok=True)
+            done.append(f"restored {out_dir} from {complete[0].name}, the complete copy an interrupted run left")
+            stale.remove(complete[0])
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+        done.append(f"removed {folder.name}, left beside {out_dir.name} by an interrupted run")
+    return done
 
 
 class SkeletonStore:
@@ -283,6 +386,9 @@ class SkeletonStore:
     # -- validation -------------------------------------------------------------------
     def _read_manifest(self) -> dict[str, Any]:
         path = self.root / "manifest.json"
+        if not self.root.exists() and any(".old-" in p.name or (p / "manifest.json").is_file() for p in leftovers(self.root)):
+            for message in recover(self.root):  # a replacement was interrupted between its two renames
+                warnings.warn(message, stacklevel=3)
         if not self.root.is_dir():
             raise DataFormatError(self.root, None, "dataset folder does not exist")
         if not path.is_file():

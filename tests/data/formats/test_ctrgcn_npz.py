@@ -1,4 +1,6 @@
+import io
 import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -101,6 +103,12 @@ def test_all_zero_rows_are_left_out_and_reported(tmp_path):
         ({"x_train": np.ones((2, 5, 150), np.float32), "y_train": np.array([0, 1, 1])}, "array 'y_train'", "has shape (3,)"),
         ({"x_train": np.full((2, 5, 150), np.nan, np.float32), "y_train": np.array([0, 1])}, "array 'x_train', row 0", "NaN"),
         ({"x_train": np.array([None, 1], dtype=object), "y_train": np.array([0, 1])}, "array 'x_train'", "Python objects"),
+        ({"x_train": np.ones((2, 5, 150), np.float32), "y_train": np.array([0, 10**9])}, "array 'y_train', row 1",
+         "label is 1000000000 (expected 0..9999: at most 10,000 classes without --class-names)"),
+        ({"x_train": np.ones((2, 5, 150), np.float32), "y_train": np.array([np.inf, 0])}, "array 'y_train', row 0", "label is inf"),
+        ({"x_train": np.ones((2, 5, 150), np.float32), "y_train": np.zeros((2, 20_000))}, "array 'y_train'", "one-hot over 20,000"),
+        ({"x_train": np.full((2, 5, 150), 1e39), "y_train": np.array([0, 1])}, "array 'x_train', row 0", "beyond 1.7e+38"),
+        ({"x_train": np.ones((2, 3, 5, 25, 0), np.float32), "y_train": np.array([0, 1])}, "array 'x_train'", "M >= 1"),
     ],
 )
 def test_malformed_archives(tmp_path, arrays, field, message):
@@ -118,6 +126,51 @@ def test_truncated_archive(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DataFormatError, match="not a readable .npz archive"):
+        prepare("ctrgcn-npz", path, tmp_path / "ds", progress=False)
+
+
+def _member(array, **header):
+    """``array`` as the bytes of a ``.npy`` member whose header may claim something else."""
+    fh = io.BytesIO()
+    np.lib.format.write_array_header_1_0(fh, {"descr": array.dtype.str, "fortran_order": False, "shape": array.shape, **header})
+    return fh.getvalue() + array.tobytes()
+
+
+def _archive(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for key, data in members.items():
+            archive.writestr(f"{key}.npy", data)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+@pytest.mark.parametrize(
+    "key, shape, where",
+    [("x_train", (2, 10**9, 150), "array 'x_train'"), ("y_train", (2, 10**9), "array 'y_train'"),
+     ("x_train", (2, -5, 150), "array 'x_train'")],
+)
+def test_a_header_claiming_more_than_its_member_holds_is_refused(tmp_path, compression, key, shape, where):
+    members = {"x_train": _member(np.ones((2, 5, 150), np.float32)), "y_train": _member(np.eye(2))}
+    members[key] = _member(np.ones((2, 5, 150), np.float32) if key == "x_train" else np.eye(2), shape=shape)
+    path = tmp_path / "NTU60_CS.npz"
+    _archive(path, members, compression)
+    with pytest.raises(DataFormatError) as info:
+        prepare("ctrgcn-npz", path, tmp_path / "ds", progress=False)
+    assert info.value.where == where and ("claims shape" in str(info.value) or "dimensions of at least 0" in str(info.value))
+
+
+def test_encrypted_or_exotically_compressed_members_are_format_errors(tmp_path):
+    path = tmp_path / "NTU60_CS.npz"
+    np.savez(path, **_npz_arrays(n_train=2, n_test=0, frames=4))
+    data = bytearray(path.read_bytes())
+    central = data.rfind(b"PK\x01\x02")  # the central-directory entry of the last member
+    data[central + 8] |= 1  # "encrypted"
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match="encrypted"):
+        prepare("ctrgcn-npz", path, tmp_path / "ds", progress=False)
+    data[central + 8] &= ~1
+    data[central + 10 : central + 12] = (99).to_bytes(2, "little")  # AES, which zipfile cannot read
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match="compression method"):
         prepare("ctrgcn-npz", path, tmp_path / "ds", progress=False)
 
 

@@ -1,4 +1,5 @@
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -330,11 +331,9 @@ def test_prepare_leaves_out_missing_and_foreign_samples(ntu_dir, tmp_path):
     assert SkeletonStore(tmp_path / "ntu60").names == ["S001C001P001R001A001", "S001C001P001R002A001"]
     assert any("1 sample(s) on the official missing-skeleton list" in n for n in report.notes)
     assert any("1 file(s) of setups/actions outside ntu60" in n for n in report.notes)
-    store = SkeletonStore(prepare("ntu120", raw, tmp_path / "ntu120", workers=1, progress=False,
-                                  second_actor="duplicate").out)
+    store = SkeletonStore(prepare("ntu120", raw, tmp_path / "ntu120", workers=1, progress=False).out)
     assert store.names == ["S001C001P001R001A001", "S001C001P001R002A001", "S018C001P008R001A061"]
     assert store.split("xset_train").tolist() == [2] and store.labels[2] == 60
-    np.testing.assert_array_equal(store.sequence(0)[:, 1], store.sequence(0)[:, 0])
     (raw / "sub").mkdir()
     (raw / "sub" / "S001C001P001R001A001.skeleton").write_bytes(data)
     with pytest.raises(DataFormatError, match="sample S001C001P001R001A001 is also at"):
@@ -353,3 +352,81 @@ def test_badly_named_and_truncated_files_are_skipped_with_a_report(ntu_dir, tmp_
     text = report.report.read_text()
     assert "walking.skeleton, file name: 'walking' is not an NTU sample name" in text
     assert "S001C001P001R001A002.skeleton, line " in text and "file ends inside" in text
+
+
+def test_ntu120_fills_the_second_actor_like_the_reference(ntu_dir, tmp_path):
+    """The CTR-GCN/SGN NTU 120 script copies actor 1 into the empty second slot; NTU 60 leaves it zero."""
+    raw = ntu_dir / "raw_skeletons"
+    one_actor = raw / "S001C001P001R001A001.skeleton"
+    ntu120 = SkeletonStore(prepare("ntu120", raw, tmp_path / "ntu120", workers=1, progress=False).out)
+    assert ntu120.manifest["source"]["second_actor"] == "duplicate"
+    seq = ntu120.sequence(ntu120.names.index("S001C001P001R001A001"))
+    np.testing.assert_array_equal(seq, ntu.load_sequence(one_actor, second_actor="duplicate"))
+    np.testing.assert_array_equal(seq[:, 1], seq[:, 0])
+    two_actors = ntu120.sequence(ntu120.names.index("S017C003P020R002A054"))
+    np.testing.assert_array_equal(two_actors, ntu.load_sequence(raw / "S017C003P020R002A054.skeleton"))  # never copied
+    zeros = SkeletonStore(prepare("ntu120", raw, tmp_path / "zeros", workers=1, progress=False, second_actor="zeros").out)
+    assert zeros.manifest["source"]["second_actor"] == "zeros"
+    assert (zeros.sequence(zeros.names.index("S001C001P001R001A001"))[:, 1] == 0).all()
+    [sample] = ntu.Ntu120(ntu.NtuOptions()).read(one_actor)
+    np.testing.assert_array_equal(sample.sequence, seq)
+
+
+# -- input the reference would crash on or turn into garbage --------------------------------
+
+
+def _twice_in_frame_two():
+    lines = _lines(_skeleton_text(14, {"1": _body(range(14), seed=1)}))
+    frame2 = 1 + 28  # frame count, then 28 lines per one-body frame
+    lines[frame2] = "2"
+    lines[frame2 + 1 : frame2 + 28] = lines[frame2 + 1 : frame2 + 28] * 2
+    return "\n".join(lines), frame2 + 28 + 1
+
+
+def _scaled(value):
+    body = _body(range(14), seed=1)
+    body[3][5] = (value, 0.0, 3.0)
+    return _skeleton_text(14, {"1": body}), 1 + 3 * 28 + 3 + 5 + 1
+
+
+def test_a_body_twice_in_one_frame_names_the_line():
+    text, line = _twice_in_frame_two()
+    with pytest.raises(DataFormatError) as info:
+        ntu.parse_skeleton(text, "x.skeleton")
+    assert info.value.where == line and "body 1 appears twice in frame 2" in str(info.value)
+
+
+def test_a_multi_body_file_of_zeros_is_refused():
+    zero = {t: np.zeros((25, 3)) for t in range(14)}
+    with pytest.raises(DataFormatError, match="x.skeleton: every joint of the main actor is exactly zero"):
+        ntu.preprocess(ntu.parse_skeleton(_skeleton_text(14, {"1": zero, "2": dict(zero)})), path="x.skeleton")
+
+
+# 1e39 is finite in float64 but not in float32; 3e38 is finite in float32, but centring on -3e38 overflows
+@pytest.mark.parametrize("value, message", [(1e39, "beyond 1.7e+38"), (3e38, "beyond 1.7e+38"), (float("nan"), "not finite")])
+def test_coordinates_float32_cannot_hold_or_centre_name_the_line(value, message):
+    text, line = _scaled(value)
+    with pytest.raises(DataFormatError) as info:
+        ntu.parse_skeleton(text, "x.skeleton")
+    assert info.value.where == line and message in str(info.value)
+
+
+def test_refused_files_are_skipped_and_the_rest_imported(ntu_dir, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    good = "S001C001P001R001A001"
+    (raw / f"{good}.skeleton").write_bytes((ntu_dir / "raw_skeletons" / f"{good}.skeleton").read_bytes())
+    zero = {t: np.zeros((25, 3)) for t in range(14)}
+    bad = {
+        "S001C001P001R001A002": _twice_in_frame_two()[0],
+        "S001C001P001R001A003": _skeleton_text(14, {"1": zero, "2": dict(zero)}),
+        "S001C001P001R001A004": _scaled(1e39)[0],
+        "S001C001P001R001A000": _skeleton_text(14, {"1": _body(range(14))}),
+    }
+    for name, text in bad.items():
+        (raw / f"{name}.skeleton").write_text(text)
+    with pytest.raises(DataFormatError, match="A000.skeleton, file name: action is 0"):
+        prepare("ntu60", raw, tmp_path / "ds", workers=1, progress=False)
+    report = prepare("ntu60", raw, tmp_path / "ds", workers=1, on_error="skip", progress=False)
+    assert report.samples == 1 and SkeletonStore(tmp_path / "ds").names == [good]
+    assert sorted(Path(message.split(",")[0].split(":")[0]).stem for message in report.skipped) == sorted(bad)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skelmae.data.formats import nw_ucla
+from skelmae.data.formats import nw_ucla, read_pose_file
 from skelmae.data.prepare import prepare, report_path
 from skelmae.data.storage import SkeletonStore
 from skelmae.data.transforms import build_transforms
@@ -84,12 +84,23 @@ def _doc(**changes):
         (_doc(skeletons=[[[0, 0, 1]] * 20, [[0, "x", 1]] * 20]), "field 'skeletons[1][0]'", "[0, 'x', 1]"),
         (_doc(skeletons=[[[0, 0, 1e400]] * 20]), "field 'skeletons[0]'", "not finite"),
         (_doc(skeletons=[[[0, 0, 0]] * 20]), "field 'skeletons'", "every joint is exactly zero"),
+        (_doc(skeletons=[[[0, 0, 1]] * 20, [[0, 0, 1e39]] * 20]), "field 'skeletons[1]'", "beyond 1.7e+38"),
+        (_doc(file_name="a02_s" + "3" * 30 + "_e01_v02"), "field 'file_name'", "a name like"),
+        ('{"label": ' + "1" * 5000 + "}", None, "invalid JSON"),
     ],
 )
 def test_malformed_files_name_the_field(text, where, message):
     with pytest.raises(DataFormatError) as info:
         nw_ucla.parse_sequence(text, "bad.json")
     assert info.value.path == "bad.json" and info.value.where == where and message in str(info.value)
+
+
+def test_read_pose_file_never_returns_values_float32_cannot_hold(tmp_path):
+    """1e39 is a finite float64 that float32 turns into inf; ``predict`` must get an error instead."""
+    path = tmp_path / "a02_s03_e01_v02.json"
+    path.write_text(_doc(skeletons=[[[0.1, 0.2, 1e39]] * 20]))
+    with pytest.raises(DataFormatError, match="a02_s03_e01_v02.json, field 'skeletons\\[0\\]': a joint holds a value beyond"):
+        read_pose_file(path)
 
 
 def test_skip_mode_reports_bad_files(ucla_dir, tmp_path):

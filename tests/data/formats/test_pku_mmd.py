@@ -86,6 +86,8 @@ def test_centring_option_and_out_of_range_instances(pku_dir, tmp_path):
         ("26,229,293,2\n26,a,293,2\n", 2, "label line is '26,a,293,2'"),
         ("52,1,2,1\n", 1, "class is 52"),
         ("3,-20,10,1\n", 1, "frames -20..10"),
+        ("3,10,99999999999,1\n", 1, "frames 10..99999999999"),
+        ("3,10,20," + "9" * 30 + "\n", 1, "confidence is 999"),
         ("\n\n", 1, "the label file is empty"),
     ],
 )
@@ -102,6 +104,7 @@ def test_malformed_label_files(text, line, message):
         ("0 " * 150 + "\n" + "0 " * 149 + "\n", 2, "frame has 149 values"),
         ("0 " * 150 + "\n" + "0 " * 148 + "x 0\n", 2, "value 149 is 'x'"),
         ("0 " * 149 + "inf\n", 1, "not finite"),
+        ("0 " * 150 + "\n" + "0 " * 149 + "1e39\n", 2, "beyond 1.7e+38"),  # finite in float64, not in float32
     ],
 )
 def test_malformed_skeleton_files(text, line, message):

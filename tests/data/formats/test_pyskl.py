@@ -100,8 +100,8 @@ def test_label_base_and_class_names_options(tmp_path):
     names.write_text("zero\none\ntwo\n")
     zero = SkeletonStore(prepare("pyskl", path, tmp_path / "zero", progress=False, label_base="0", class_names=names).out)
     assert list(zero.labels) == [1, 2, 2] and zero.classes == ["zero", "one", "two"]
-    with pytest.raises(SkelmaeError, match="names 2 classes but the labels need 3"):
-        names.write_text("zero\none\n")
+    names.write_text("zero\none\n")
+    with pytest.raises(DataFormatError, match=r"annotations\[1\].label \(sample 'clip2'\): label is 2 \(expected 0..1: one per class"):
         prepare("pyskl", path, tmp_path / "bad", progress=False, label_base="0", class_names=names)
 
 
@@ -128,6 +128,11 @@ def test_pickles_with_code_are_refused(tmp_path, capsys):
         ({"img_shape": "big"}, "annotations[0].img_shape", "is 'big'"),
         ({"img_shape": (0, 10)}, "annotations[0].img_shape", "positive"),
         ({"label": "walk"}, "annotations[0].label", "is 'walk'"),
+        ({"label": 10**9}, "annotations[0].label (sample 'a')", "label is 1000000000 (expected 0..9999: at most 10,000"),
+        ({"label": 2**80}, "annotations[0].label (sample 'a')", f"label is {2**80}"),
+        ({"img_shape": (1e30, 1e30)}, "annotations[0].img_shape", "of at most 1,000,000 pixels"),
+        ({"frame_dir": "a\nb"}, "annotations[0].frame_dir", "without line breaks"),
+        ({"keypoint": np.full((1, 4, 17, 2), 1e39)}, "annotations[0].keypoint", "beyond 1.7e+38"),
     ],
 )
 def test_malformed_annotations_name_the_field(tmp_path, change, field, message):
@@ -139,6 +144,44 @@ def test_malformed_annotations_name_the_field(tmp_path, change, field, message):
     with pytest.raises(DataFormatError) as info:
         prepare("pyskl", path, tmp_path / "ds", progress=False)
     assert info.value.where == field and message in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["../labels", "a/b", "", ".."])
+def test_split_names_must_be_file_names(tmp_path, name):
+    """A split is stored as splits/<name>.npy: '../labels' would overwrite the labels."""
+    path = tmp_path / "a.pkl"
+    path.write_bytes(pickle.dumps({"split": {name: ["clip"]}, "annotations": [_ann_3d(label=0, name="clip")]}))
+    with pytest.raises(DataFormatError, match="field 'split': has a split named"):
+        prepare("pyskl", path, tmp_path / "ds", progress=False)
+
+
+class AllocatingArray:
+    def __reduce__(self):
+        return (np.ndarray, ((10**6, 1000),))  # 8 GB of memory the pickle does not hold
+
+
+def test_a_pickle_cannot_allocate_an_array_it_does_not_hold(tmp_path):
+    path = tmp_path / "a.pkl"
+    path.write_bytes(pickle.dumps([{"label": 0, "keypoint": AllocatingArray()}]))
+    with pytest.raises(DataFormatError, match="calls numpy.ndarray, which allocates memory"):
+        pyskl.load_pickle(path)
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+def test_every_pickle_protocol_of_numpy_arrays_is_read(tmp_path, protocol):
+    ann = _ann_3d(label=0, name="clip")
+    path = tmp_path / "a.pkl"
+    path.write_bytes(pickle.dumps([ann], protocol=protocol))
+    [loaded] = pyskl.load_pickle(path)["annotations"]
+    np.testing.assert_array_equal(loaded["keypoint"], ann["keypoint"])
+
+
+def test_a_pickle_cannot_size_the_unpicklers_memo(tmp_path):
+    """The C unpickler grows its memo table to the index a PUT names: 5e8 would zero 4 GB."""
+    path = tmp_path / "a.pkl"
+    path.write_bytes(b"\x80\x04]r" + (500_000_000).to_bytes(4, "little") + b".")  # [], LONG_BINPUT 500000000, STOP
+    with pytest.raises(DataFormatError, match="stores memo entry 500000000 after only 0 entries"):
+        pyskl.load_pickle(path)
 
 
 def test_not_a_pickle(tmp_path):

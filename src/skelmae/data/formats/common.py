@@ -6,19 +6,33 @@ field) and what was expected, and nothing else: the parsers are fuzzed for that.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import tokenize
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from skelmae.errors import DataFormatError
 
+# Stored values are float32. A magnitude beyond half its range is no measurement, and refusing
+# it keeps every difference a reader takes (centring, image-size normalisation) finite.
+COORDINATE_LIMIT = float(np.finfo(np.float32).max) / 2
+# More classes than any action dataset has: a larger label is a damaged field, and without a
+# class-name file each class up to the largest label gets a generated name.
+MAX_CLASSES = 10_000
+
 __all__ = [
     "read_text",
     "parse_int",
     "parse_number_rows",
-    "check_finite",
+    "COORDINATE_LIMIT",
+    "MAX_CLASSES",
+    "checked_float32",
+    "check_labels",
+    "read_npy_header",
     "resource_lines",
     "centre_on_first_frame",
     "read_class_names",
@@ -56,7 +70,8 @@ def parse_int(lines: list[str], index: int, path: str | Path, what: str, minimum
 def parse_number_rows(
     lines: list[str], line_numbers: list[int] | range, path: str | Path, width: int, what: str,
 ) -> np.ndarray:
-    """Parse ``width`` whitespace-separated numbers on each of the given lines into float64 (N, width).
+    """Parse ``width`` whitespace-separated numbers on each of the given lines into float64 (N, width)
+    (the caller converts with :func:`checked_float32`).
 
     numpy's C parser does the work; only when it fails are the lines re-checked one by
     one, so the error names the first bad line (0-based indices in, 1-based in messages).
@@ -89,12 +104,69 @@ def _parse_rows_one_by_one(rows: list[str], line_numbers, path, width: int, what
     return out
 
 
-def check_finite(values: np.ndarray, path: str | Path, line_numbers, what: str) -> None:
-    """Reject NaN/inf rows of ``values`` (N, ...) naming the first bad line."""
-    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+def checked_float32(values: np.ndarray, path: str | Path, where: Callable[[int], str | int | None], what: str) -> np.ndarray:
+    """``values`` (N, ...) as float32; the first row holding NaN, infinity or a magnitude above
+    :data:`COORDINATE_LIMIT` is an error at ``where(row)`` (a 1-based line or a field).
+
+    Every reader converts through here, so none returns a value float32 cannot hold and the
+    arithmetic after it cannot overflow.
+    """
+    if values.size == 0:
+        return values.astype(np.float32)
+    if values.dtype.kind == "f" and values.dtype.itemsize < 4:  # float16 cannot hold the limit
+        values = values.astype(np.float32)
+    with np.errstate(invalid="ignore"):  # NaN compares False
+        bad = ~(np.abs(values) <= COORDINATE_LIMIT).reshape(len(values), -1).all(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataFormatError(path, line_numbers[row] + 1, f"{what} is not finite (NaN or infinity)", "finite numbers")
+        if not np.isfinite(values[row]).all():
+            raise DataFormatError(path, where(row), f"{what} is not finite (NaN or infinity)", "finite numbers")
+        raise DataFormatError(
+            path, where(row), f"{what} holds a value beyond {COORDINATE_LIMIT:.3g}",
+            f"magnitudes up to {COORDINATE_LIMIT:.3g} (float32)",
+        )
+    return values.astype(np.float32)
+
+
+def check_labels(
+    labels: np.ndarray, num_classes: int, base: int, path: str | Path, where: Callable[[int], str], classes: str,
+) -> None:
+    """Refuse the first label outside ``base .. base + num_classes - 1``, naming its sample:
+    a label indexes the class list, so it is checked against it before anything is sized by it."""
+    bad = np.flatnonzero((labels < base) | (labels >= base + num_classes))
+    if bad.size:
+        i = int(bad[0])
+        raise DataFormatError(path, where(i), f"label is {labels[i]}", f"{base}..{base + num_classes - 1}: {classes}")
+
+
+def read_npy_header(
+    fh: IO[bytes], path: str | Path, where: str | None, size: int, kinds: str = "fiu",
+) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """Shape, dtype, Fortran order and data size of the ``.npy`` stream ``fh`` of ``size`` bytes,
+    leaving it at the data. A header claiming more data than the stream holds is refused before
+    anything is allocated, so memory stays bounded by the input's real size."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version not in readers:
+            raise DataFormatError(path, where, f"is a .npy file of version {version}", "version 1.0 or 2.0")
+        shape, fortran, dtype = readers[version](fh)
+    except (ValueError, SyntaxError, tokenize.TokenError, RecursionError) as exc:  # numpy parses the header as Python
+        raise DataFormatError(path, where, f"has no valid .npy header ({exc})", "an array written by numpy") from None
+    if dtype.hasobject:
+        raise DataFormatError(path, where, "holds Python objects", "a numeric array")
+    if dtype.kind not in kinds or dtype.itemsize == 0:
+        raise DataFormatError(path, where, f"has dtype {dtype}", "a numeric array")
+    if any(n < 0 for n in shape):
+        raise DataFormatError(path, where, f"has shape {tuple(shape)}", "dimensions of at least 0")
+    nbytes = math.prod(shape) * dtype.itemsize
+    held = max(0, size - fh.tell())
+    if nbytes > held:
+        raise DataFormatError(
+            path, where, f"claims shape {tuple(shape)} ({nbytes:,} bytes) but holds {held:,} bytes",
+            "an array as large as its header says",
+        )
+    return tuple(shape), dtype, bool(fortran), nbytes
 
 
 def resource_lines(name: str) -> list[str]:
@@ -124,11 +196,11 @@ def centre_on_first_frame(seq: np.ndarray, joint: int, absent: np.ndarray | None
     return out
 
 
-def read_class_names(path: str | Path, num_classes: int) -> list[str]:
-    """Class names from a text file, one per line; it must name at least ``num_classes``."""
+def read_class_names(path: str | Path) -> list[str]:
+    """Class names from a text file, one per line (the labels are checked against them)."""
     classes = [line.strip() for line in read_text(path).splitlines() if line.strip()]
-    if len(classes) < num_classes:
-        raise DataFormatError(path, None, f"names {len(classes)} classes but the labels need {num_classes}", "one class name per line")
+    if not classes:
+        raise DataFormatError(path, None, "names no class", "one class name per line")
     return classes
 
 

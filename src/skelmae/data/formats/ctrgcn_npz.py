@@ -7,7 +7,10 @@ indices (N,); the same for ``x_test`` / ``y_test``. (N, C, T, V, M) arrays are r
 An NTU120 x-sub file decompresses to 11 GB, so nothing is loaded whole: each array member
 of the zip archive is streamed, a few rows at a time, through numpy's ``.npy`` header
 reader, whether the archive is stored or deflated (``np.savez_compressed``). Only the
-labels (a few MB) are read at once. Writing (:func:`write_npz`) streams the same way.
+labels (a few MB) are read at once. A header claiming more data than its member holds is
+refused before anything is allocated, and a label must name a class (one of
+``--class-names``, or at most :data:`~skelmae.data.formats.common.MAX_CLASSES`), so memory
+stays bounded by the file's real size. Writing (:func:`write_npz`) streams the same way.
 
 Each sample is stored up to its last non-zero frame (the padding is dropped; zero frames
 inside a sequence are kept); an all-zero row is left out and listed in the report. Splits
@@ -18,6 +21,8 @@ are ``<protocol>_train`` / ``<protocol>_test``, the protocol read from the file 
 from __future__ import annotations
 
 import functools
+import lzma
+import math
 import re
 import zipfile
 import zlib
@@ -32,7 +37,7 @@ import numpy as np
 from skelmae.atomic import atomic_output
 from skelmae.data.formats import ntu
 from skelmae.data.formats.base import FORMATS, DatasetFormat, ImportPlan, Loaded, Sample
-from skelmae.data.formats.common import read_class_names
+from skelmae.data.formats.common import MAX_CLASSES, check_labels, checked_float32, read_class_names, read_npy_header
 from skelmae.errors import DataFormatError, SkelmaeError
 
 __all__ = ["read_header", "iter_rows", "protocol_from_name", "write_npz", "NpzOptions", "CtrgcnNpz"]
@@ -58,28 +63,38 @@ def _reading(path: Path, key: str) -> Iterator[None]:
         yield
     except DataFormatError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, MemoryError) as exc:
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, KeyError,
+            NotImplementedError, RuntimeError) as exc:  # RuntimeError: "encrypted", NotImplementedError: compression
         raise DataFormatError(path, f"array '{key}'", f"is damaged or unreadable ({exc})", "an intact .npz archive") from None
 
 
 @contextmanager
-def _member(archive: zipfile.ZipFile, key: str, path: Path) -> Iterator[tuple[IO[bytes], tuple[int, ...], np.dtype, bool]]:
-    """Open ``key.npy`` inside the archive: (stream positioned at the data, shape, dtype, fortran_order)."""
-    with _reading(path, key), archive.open(f"{key}.npy") as fh:
-        version = np.lib.format.read_magic(fh)
-        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in reader:
-            raise DataFormatError(path, f"array '{key}'", f"is a .npy file of version {version}", "version 1.0 or 2.0")
-        shape, fortran, dtype = reader[version](fh)
-        if dtype.hasobject:
-            raise DataFormatError(path, f"array '{key}'", "holds Python objects", "a numeric array")
-        yield fh, tuple(shape), dtype, fortran
+def _member(
+    archive: zipfile.ZipFile, key: str, path: Path, kinds: str = "fiu",
+) -> Iterator[tuple[IO[bytes], tuple[int, ...], np.dtype, bool, int]]:
+    """Open ``key.npy`` inside the archive: (stream at the data, shape, dtype, fortran_order, data bytes).
+
+    The header is checked against the member's size, and that size against the archive's
+    (a stored member, or the compressed bytes of a deflated one, cannot exceed the file), so
+    no read later asks for more memory than the archive can fill.
+    """
+    with _reading(path, key):
+        info = archive.getinfo(f"{key}.npy")
+        on_disk = path.stat().st_size
+        if info.compress_size > on_disk:
+            raise DataFormatError(
+                path, f"array '{key}'", f"claims {info.compress_size:,} bytes in a file of {on_disk:,}", "an intact .npz archive",
+            )
+        size = min(info.file_size, info.compress_size) if info.compress_type == zipfile.ZIP_STORED else info.file_size
+        with archive.open(info) as fh:
+            shape, dtype, fortran, nbytes = read_npy_header(fh, path, f"array '{key}'", size, kinds)
+            yield fh, shape, dtype, fortran, nbytes
 
 
 def read_header(path: str | Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of array ``key`` of an ``.npz`` file, without reading its data."""
     path = Path(path)
-    with _open_archive(path) as archive, _member(archive, key, path) as (_, shape, dtype, _):
+    with _open_archive(path) as archive, _member(archive, key, path) as (_, shape, dtype, _, _):
         return shape, dtype
 
 
@@ -87,22 +102,30 @@ def read_header(path: str | Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
 def _open_archive(path: Path) -> Iterator[zipfile.ZipFile]:
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:  # ValueError: e.g. an undecodable member name
         raise DataFormatError(path, None, f"not a readable .npz archive ({exc})", "a file written by np.savez") from None
     with archive:
         yield archive
 
 
+def _read_whole(fh: IO[bytes], shape: tuple[int, ...], dtype: np.dtype, fortran: bool, nbytes: int, path: Path, key: str) -> np.ndarray:
+    """The whole array; reading stops where the member's data do, so a short member costs no more memory."""
+    data = fh.read(nbytes)
+    if len(data) != nbytes:
+        raise DataFormatError(path, f"array '{key}'", f"ends after {len(data):,} of {nbytes:,} bytes", "a complete array")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
 def iter_rows(path: str | Path, key: str) -> Iterator[np.ndarray]:
     """Yield the rows ``array[i]`` of ``key`` one at a time, holding only a few in memory."""
     path = Path(path)
-    with _open_archive(path) as archive, _member(archive, key, path) as (fh, shape, dtype, fortran), _reading(path, key):
+    with _open_archive(path) as archive, _member(archive, key, path) as (fh, shape, dtype, fortran, nbytes), _reading(path, key):
         if not shape:
             raise DataFormatError(path, f"array '{key}'", "is a scalar", "an array of samples")
         if fortran:  # rows are not contiguous: read the array once (still a single copy)
-            yield from np.lib.format.read_array(archive.open(f"{key}.npy"), allow_pickle=False)
+            yield from _read_whole(fh, shape, dtype, fortran, nbytes, path, key)
             return
-        row_shape, row_bytes = shape[1:], int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        row_shape, row_bytes = shape[1:], math.prod(shape[1:]) * dtype.itemsize
         per_read = max(1, READ_BYTES // max(row_bytes, 1))
         remaining = shape[0]
         while remaining:
@@ -114,30 +137,35 @@ def iter_rows(path: str | Path, key: str) -> Iterator[np.ndarray]:
             remaining -= count
 
 
-def _labels(path: Path, key: str, count: int) -> np.ndarray:
-    shape, _ = read_header(path, key)
-    if not shape or shape[0] != count:
-        raise DataFormatError(path, f"array '{key}'", f"has shape {shape}", f"{count} labels, one per row of x_{key[2:]}")
-    with _open_archive(path) as archive, _reading(path, key):
-        y = np.lib.format.read_array(archive.open(f"{key}.npy"), allow_pickle=False)
+def _labels(path: Path, key: str, count: int, num_classes: int, classes: str) -> tuple[np.ndarray, int]:
+    """The class index of every row of ``key`` and the number of classes it spans (the one-hot
+    width, if one-hot); each label is checked against ``num_classes``, naming its sample."""
+    with _open_archive(path) as archive, _member(archive, key, path, "biuf") as (fh, shape, dtype, fortran, nbytes), _reading(path, key):
+        if len(shape) not in (1, 2) or shape[0] != count or (len(shape) == 2 and shape[1] == 0):
+            raise DataFormatError(path, f"array '{key}'", f"has shape {shape}", f"{count} labels, one per row of x_{key[2:]}")
+        if len(shape) == 2 and shape[1] > num_classes:
+            raise DataFormatError(path, f"array '{key}'", f"is one-hot over {shape[1]:,} classes", f"at most {num_classes:,}: {classes}")
+        y = _read_whole(fh, shape, dtype, fortran, nbytes, path, key)
     if y.ndim == 2:
         if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
             bad = int(np.flatnonzero(~(np.isin(y, (0, 1)).all(axis=1) & (y.sum(axis=1) == 1)))[0])
             raise DataFormatError(path, f"array '{key}', row {bad}", "is not a one-hot vector", "exactly one 1, the rest 0")
-        y = y.argmax(axis=1)
-    elif y.ndim != 1 or y.dtype.kind not in "iuf" or (y.size and (y.min() < 0 or (y != np.round(y)).any())):
+        return y.argmax(axis=1), y.shape[1]
+    if y.dtype.kind == "b" or (y != np.round(y)).any():
         raise DataFormatError(path, f"array '{key}'", f"has shape {y.shape} and dtype {y.dtype}", "one-hot (N, classes) or class indices (N,)")
-    return y.astype(np.int64)
+    check_labels(y, num_classes, 0, path, lambda i: f"array '{key}', row {i}", classes)
+    y = y.astype(np.int64)
+    return y, int(y.max()) + 1 if y.size else 0
 
 
-def _row_to_sequence(shape: tuple[int, ...], path: Path, key: str) -> Callable[[np.ndarray], np.ndarray]:
-    """How to turn one row of ``key`` into (T, M, 25, 3)."""
+def _row_to_sequence(shape: tuple[int, ...], path: Path, key: str) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """How to turn one row of ``key`` into (T, M, 25, 3), and M."""
     if len(shape) == 3 and shape[2] % 75 == 0 and shape[2] > 0:
         persons = shape[2] // 75
-        return lambda row: row.reshape(shape[1], persons, 25, 3)
-    if len(shape) == 5 and shape[1] == 3 and shape[3] == 25:
-        return lambda row: row.transpose(1, 3, 2, 0)
-    raise DataFormatError(path, f"array '{key}'", f"has shape {shape}", "(N, T, M*75) or (N, 3, T, 25, M) Kinect v2 skeletons")
+        return (lambda row: row.reshape(shape[1], persons, 25, 3)), persons
+    if len(shape) == 5 and shape[1] == 3 and shape[3] == 25 and shape[4] > 0:
+        return (lambda row: row.transpose(1, 3, 2, 0)), shape[4]
+    raise DataFormatError(path, f"array '{key}'", f"has shape {shape}", "(N, T, M*75) or (N, 3, T, 25, M) Kinect v2 skeletons, M >= 1")
 
 
 def _sample(item: tuple[str, int, np.ndarray, int], converters: dict[str, Callable], split: dict[str, str], path: Path) -> Loaded:
@@ -147,9 +175,7 @@ def _sample(item: tuple[str, int, np.ndarray, int], converters: dict[str, Callab
     name = f"{part}_{index:06d}"
     if present.size == 0:
         return Loaded([], [f"{name}: every frame is zero (left out)"])
-    seq = np.asarray(seq[: present[-1] + 1], dtype=np.float32)
-    if not np.isfinite(seq).all():
-        raise DataFormatError(path, f"array 'x_{part}', row {index}", "holds NaN or infinite values", "finite numbers")
+    seq = checked_float32(seq[: present[-1] + 1], path, lambda _: f"array 'x_{part}', row {index}", "the sample")
     return Loaded([Sample(seq, label, name, {}, (split[part],))])
 
 
@@ -178,21 +204,28 @@ class CtrgcnNpz(DatasetFormat):
             if f"y_{part}" not in members:
                 raise DataFormatError(path, f"array 'y_{part}'", "is missing", f"labels for x_{part}")
         shapes = {part: read_header(path, f"x_{part}")[0] for part in parts}
-        converters = {part: _row_to_sequence(shapes[part], path, f"x_{part}") for part in parts}
-        sample_shapes = {part: converters[part](np.zeros(shapes[part][1:], np.float32)).shape[1:] for part in parts}
-        if len(set(sample_shapes.values())) != 1:
-            raise DataFormatError(path, "arrays x_train, x_test", f"hold samples of shapes {sample_shapes}", "one shape")
-        labels = {part: _labels(path, f"y_{part}", shapes[part][0]) for part in parts}
-        widths = [read_header(path, f"y_{part}")[0] for part in parts]
-        num_classes = max([int(y.max()) + 1 for y in labels.values() if y.size] + [w[1] for w in widths if len(w) == 2] + [1])
+        converters, persons = {}, {}
+        for part in parts:
+            converters[part], persons[part] = _row_to_sequence(shapes[part], path, f"x_{part}")
+        if len(set(persons.values())) != 1:
+            raise DataFormatError(path, "arrays x_train, x_test", f"hold samples of {persons} persons", "one person count")
+        if class_names is not None:
+            classes = read_class_names(class_names)
+            allowed, source = len(classes), f"one per class in {class_names}"
+        else:
+            allowed, source = MAX_CLASSES, f"at most {MAX_CLASSES:,} classes without --class-names"
+        labels, spans = {}, [1]
+        for part in parts:
+            labels[part], span = _labels(path, f"y_{part}", shapes[part][0], allowed, source)
+            spans.append(span)
+        if class_names is None:
+            num_classes = max(spans)
+            if path.stem.lower().startswith("ntu") and num_classes in (60, 120):
+                classes = ntu.class_names(f"ntu{num_classes}")
+            else:
+                classes = [f"class {i}" for i in range(num_classes)]
         protocol = protocol or protocol_from_name(path.stem)
         split = {part: f"{protocol}_{part}" if protocol else part for part in parts}
-        if class_names is not None:
-            classes = read_class_names(class_names, num_classes)
-        elif path.stem.lower().startswith("ntu") and num_classes in (60, 120):
-            classes = ntu.class_names(f"ntu{num_classes}")
-        else:
-            classes = [f"class {i}" for i in range(num_classes)]
 
         def items() -> Iterator[tuple[str, int, np.ndarray, int]]:
             for part in parts:
@@ -201,7 +234,7 @@ class CtrgcnNpz(DatasetFormat):
 
         return ImportPlan(
             format="ctrgcn-npz", name=path.stem, raw=str(path), layout="ntu25", channels=["x", "y", "z"],
-            num_persons=sample_shapes[parts[0]][0], classes=classes, split_names=[split[part] for part in parts],
+            num_persons=persons[parts[0]], classes=classes, split_names=[split[part] for part in parts],
             source={"raw": str(path), "protocol": protocol, "stored": "each row up to its last non-zero frame"},
             items=items(), load=functools.partial(_sample, converters=converters, split=split, path=path),
             total=sum(shape[0] for shape in shapes.values()), parallel=False, unit="sample",

@@ -30,6 +30,17 @@ __all__ = ["export_npz", "export_pyskl", "EXPORT_FORMATS"]
 EXPORT_FORMATS = ("npz", "pyskl")
 
 
+def _output_file(out: str | Path) -> Path:
+    """``out`` as a file to create (its missing folders are created), or a clear error."""
+    out = Path(out)
+    if out.is_dir():
+        raise SkelmaeError(f"--out {out} is a folder; give the file to write, e.g. {out / 'data.npz'}")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise SkelmaeError(f"--out {out}: {blocking} is a file, so it cannot hold {out.name}")
+    return out
+
+
 def _protocol_parts(store: SkeletonStore, protocol: str | None) -> dict[str, str]:
     """{"train": split name, "test": split name} of the chosen protocol."""
     names = store.split_names
@@ -50,6 +61,7 @@ def export_npz(
     root: str | Path, out: str | Path, protocol: str | None = None, frames: int | None = None,
     compress: bool = False, progress: bool = True,
 ) -> Path:
+    out = _output_file(out)
     store = SkeletonStore(root)
     parts = _protocol_parts(store, protocol)
     indices = {part: store.split(name) for part, name in parts.items()}
@@ -80,6 +92,7 @@ def export_npz(
 
 
 def export_pyskl(root: str | Path, out: str | Path, progress: bool = True) -> Path:
+    out = _output_file(out)
     store = SkeletonStore(root)
     names = store.names
     if len(set(names)) != len(names):

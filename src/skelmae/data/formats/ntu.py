@@ -27,11 +27,15 @@ Choices where the reference is silent or awkward:
   on such a file; no file of the released datasets has one).
 - Sequences are stored unpadded (the reference pads to 300 frames).
 - ``second_actor``: the reference fills the second actor of one-actor samples with zeros
-  for NTU 60 but with a copy of actor 1 for NTU 120. The default here is ``"zeros"`` for
-  both: an absent person then reads as absent everywhere (valid-length detection,
-  motion-aware masking, per-person pooling), one-person actions do not look like two
-  people moving in unison, and NTU 60 and NTU 120 data (and ``load_sequence`` on a single
-  file) agree. ``"duplicate"`` reproduces the NTU 120 reference exactly.
+  for NTU 60 but with a copy of actor 1 (after centring) for NTU 120, and so do the
+  defaults here, so that data and checkpoints compare with published ones. ``"zeros"``
+  for NTU 120 keeps an absent person absent everywhere (valid-length detection,
+  motion-aware masking, per-person pooling) and makes NTU 60 and NTU 120 data agree.
+
+Files the reference would turn into garbage or crash on are refused, each with the file
+and (where there is one) the line: a body ID twice in one frame, a multi-body file whose
+bodies are all zero, and coordinates float32 cannot hold (see
+:func:`~skelmae.data.formats.common.checked_float32`).
 
 Splits follow the dataset papers: NTU 60 cross-subject (20 training performers) and
 cross-view (cameras 2 and 3 train); NTU 120 cross-subject (53 training performers) and
@@ -52,7 +56,7 @@ import numpy as np
 
 from skelmae.data.formats.base import FORMATS, DatasetFormat, FormatOptionError, ImportPlan, Loaded, PoseSample, Sample
 from skelmae.data.formats.common import (
-    centre_on_first_frame, check_finite, find_files, parse_int, parse_number_rows, read_text, resource_lines,
+    centre_on_first_frame, checked_float32, find_files, parse_int, parse_number_rows, read_text, resource_lines,
 )
 from skelmae.data.layouts import get_layout
 from skelmae.errors import DataFormatError
@@ -100,11 +104,12 @@ class DatasetInfo:
     protocols: tuple[str, str]
     missing_list: str
     available: int  # samples in the full release minus the missing-skeleton list
+    second_actor: str  # what the reference puts in the second actor of one-actor samples
 
 
 DATASETS = {
-    "ntu60": DatasetInfo("ntu60", 17, 60, ("xsub", "xview"), "ntu60_missing_skeletons.txt", 56_578),
-    "ntu120": DatasetInfo("ntu120", 32, 120, ("xsub", "xset"), "ntu120_missing_skeletons.txt", 113_945),
+    "ntu60": DatasetInfo("ntu60", 17, 60, ("xsub", "xview"), "ntu60_missing_skeletons.txt", 56_578, "zeros"),
+    "ntu120": DatasetInfo("ntu120", 32, 120, ("xsub", "xset"), "ntu120_missing_skeletons.txt", 113_945, "duplicate"),
 }
 
 _NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
@@ -170,6 +175,7 @@ def parse_skeleton(text: str, path: str | Path = "<text>") -> RawSkeleton:
             dropped.append(frame)
             continue
         valid += 1
+        in_frame: set[str] = set()
         for _ in range(num_bodies):
             if i >= len(lines):
                 raise DataFormatError(path, i + 1, f"file ends inside frame {frame + 1} of {num_frames}", "more lines (truncated file?)")
@@ -179,6 +185,9 @@ def parse_skeleton(text: str, path: str | Path = "<text>") -> RawSkeleton:
                     path, i + 1, f"body line of frame {frame + 1} has {len(fields)} values",
                     f"{BODY_FIELDS} (bodyID, clippedEdges, hand states, isRestricted, lean, trackingState)",
                 )
+            if fields[0] in in_frame:  # its joints would fill two frames of its interval
+                raise DataFormatError(path, i + 1, f"body {fields[0][:40]} appears twice in frame {frame + 1}", "each body ID once per frame")
+            in_frame.add(fields[0])
             joints = parse_int(lines, i + 1, path, f"joint count of frame {frame + 1}")
             if joints != JOINTS:
                 raise DataFormatError(path, i + 2, f"joint count is {joints}", f"{JOINTS} (Kinect v2)")
@@ -196,8 +205,7 @@ def parse_skeleton(text: str, path: str | Path = "<text>") -> RawSkeleton:
 
     rows = [start + j for start in block_lines for j in range(JOINTS)]
     values = parse_number_rows(lines, rows, path, JOINT_FIELDS, "joint line")
-    xyz = values[:, :3].astype(np.float32)
-    check_finite(xyz, path, rows, "joint position")
+    xyz = checked_float32(values[:, :3], path, lambda row: rows[row] + 1, "joint position")
     xyz = xyz.reshape(len(block_lines), JOINTS, 3)
 
     order: dict[str, list[int]] = {}
@@ -286,9 +294,9 @@ def preprocess(raw: RawSkeleton, second_actor: str = "zeros", path: str | Path =
     """Denoised, actor-assigned, centred (T, 2, 25, 3) float32 sequence."""
     _check_second_actor(second_actor)
     seq, slots = assign_actors(raw)
-    centred = centre_on_first_frame(seq, get_layout(LAYOUT).center, _reference_absent(seq, slots))
-    if centred is None:
+    if not seq[:, 0].any():  # also when frame removal left no frame: every body was all zero
         raise DataFormatError(path, None, "every joint of the main actor is exactly zero", "tracked joint positions")
+    centred = centre_on_first_frame(seq, get_layout(LAYOUT).center, _reference_absent(seq, slots))
     if slots == 1 and second_actor == "duplicate":
         centred[:, 1] = centred[:, 0]
     return centred
@@ -305,7 +313,8 @@ def _reference_absent(seq: np.ndarray, slots: int) -> np.ndarray:
 
 
 def load_sequence(path: str | Path, second_actor: str = "zeros") -> np.ndarray:
-    """One raw ``.skeleton`` file -> (T, 2, 25, 3) float32, exactly as ``data prepare ntu60/ntu120`` stores it."""
+    """One raw ``.skeleton`` file -> (T, 2, 25, 3) float32, exactly as ``data prepare ntu60`` stores it
+    (``ntu120`` by default: ``second_actor="duplicate"``)."""
     return preprocess(read_skeleton(path), second_actor, path)
 
 
@@ -337,6 +346,8 @@ def _load_item(path: Path, dataset: str, second_actor: str) -> Loaded:
     meta = parse_name(path.stem)
     if meta is None:
         raise DataFormatError(path, "file name", f"{path.stem!r} is not an NTU sample name", "SsssCcccPpppRrrrAaaa.skeleton")
+    if meta["action"] < 1:  # its label would be -1, which means "unlabelled"
+        raise DataFormatError(path, "file name", f"action is {meta['action']}", f"1..{DATASETS[dataset].num_classes}")
     seq = load_sequence(path, second_actor)
     masks = split_masks(dataset, [meta["setup"]], [meta["camera"]], [meta["performer"]])
     splits = tuple(name for name, mask in masks.items() if mask[0])
@@ -345,10 +356,13 @@ def _load_item(path: Path, dataset: str, second_actor: str) -> Loaded:
 
 @dataclass(frozen=True)
 class NtuOptions:
-    second_actor: str = field(default="zeros", metadata={"help": "zeros (default) or duplicate (NTU 120 reference)"})
+    second_actor: str | None = field(
+        default=None, metadata={"help": "zeros or duplicate (default: as the reference, zeros for ntu60, duplicate for ntu120)"},
+    )
 
     def __post_init__(self) -> None:
-        _check_second_actor(self.second_actor)
+        if self.second_actor is not None:
+            _check_second_actor(self.second_actor)
 
 
 class _NtuSkeletons(DatasetFormat):
@@ -358,12 +372,16 @@ class _NtuSkeletons(DatasetFormat):
     suffixes = (".skeleton",)
     pose_file = "NTU .skeleton"
 
+    @property
+    def second_actor(self) -> str:
+        return self.options.second_actor or DATASETS[self.dataset].second_actor
+
     def read(self, path: Path) -> list[PoseSample]:
-        return [PoseSample(path.name.split(".")[0], load_sequence(path, self.options.second_actor), LAYOUT)]
+        return [PoseSample(path.name.split(".")[0], load_sequence(path, self.second_actor), LAYOUT)]
 
     def plan(self, raw: Sequence[Path]) -> ImportPlan:
         """Every ``*.skeleton`` file under ``raw`` (files or folders, e.g. both NTU 120 archives)."""
-        dataset, second_actor = self.dataset, self.options.second_actor
+        dataset, second_actor = self.dataset, self.second_actor
         info = DATASETS[dataset]
         missing = missing_skeletons(dataset)
         chosen: list[Path] = []

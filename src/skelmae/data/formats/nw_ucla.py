@@ -3,9 +3,11 @@
 One file per sequence: ``{"file_name": "a01_s01_e00_v01", "skeletons": T x 20 x [x, y, z],
 "label": 1..10}``, 20 Kinect v1 joints (layout ``kinect20``), one person, metres.
 
-Preprocessing: the sequence is centred on the spine joint of the first frame, as the
-CTR-GCN feeder does before its augmentations (its per-sample min-max scaling and random
-view changes are training-time augmentation, not storage). Labels are stored 0-based;
+Preprocessing: the sequence is centred on the spine joint of the first frame, the first
+step of the CTR-GCN feeder. The feeder's later steps run at load time and are not stored:
+random rotation and scaling (training only) and, for training and test alike, a per-sample
+min-max scaling of each axis to [-1, 1], which skelmae does not apply (coordinates stay in
+metres). Labels are stored 0-based;
 the JSON label is checked against the action in the file name (a01..a06, a08, a09, a11,
 a12 -> 1..10). Sequences are kept at their own length (1 to 201 frames; the crop-resize
 turns even a single frame into a constant window). Split: cross-view, views 1 and 2
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from skelmae.data.formats.base import FORMATS, DatasetFormat, ImportPlan, Loaded, PoseSample, Sample
-from skelmae.data.formats.common import centre_on_first_frame, find_files, read_text, resource_lines
+from skelmae.data.formats.common import centre_on_first_frame, checked_float32, find_files, read_text, resource_lines
 from skelmae.data.layouts import get_layout
 from skelmae.errors import DataFormatError
 
@@ -35,7 +37,7 @@ JOINTS = 20
 EXPECTED_SEQUENCES = 1484
 ACTION_TO_LABEL = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 7, 9: 8, 11: 9, 12: 10}
 XVIEW_TRAIN_VIEWS = (1, 2)
-_NAME = re.compile(r"a(\d+)_s(\d+)_e(\d+)_v(\d+)")
+_NAME = re.compile(r"a([0-9]{1,3})_s([0-9]{1,3})_e([0-9]{1,3})_v([0-9]{1,3})")  # numbers become int64 metadata
 META_FIELDS = ("action", "subject", "repetition", "view")
 
 
@@ -55,6 +57,8 @@ def parse_sequence(text: str, path: str | Path = "<text>") -> tuple[np.ndarray, 
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise DataFormatError(path, None, f"invalid JSON: {exc}") from None
     except RecursionError:
         raise DataFormatError(path, None, "JSON nested too deeply") from None
     if not isinstance(doc, dict):
@@ -98,10 +102,7 @@ def _skeletons(frames: Any, path: str | Path) -> np.ndarray:
         values = np.asarray(frames, dtype=np.float64)
     except OverflowError:
         raise DataFormatError(path, "field 'skeletons'", "holds an integer too large for a coordinate", "[x, y, z] numbers") from None
-    if not np.isfinite(values).all():
-        t = int(np.flatnonzero(~np.isfinite(values).all(axis=(1, 2)))[0])
-        raise DataFormatError(path, f"field 'skeletons[{t}]'", "is not finite (NaN or infinity)", "finite numbers")
-    return values.astype(np.float32)
+    return checked_float32(values, path, lambda t: f"field 'skeletons[{t}]'", "a joint")
 
 
 def load_sequence(path: str | Path) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 
 from skelmae.data.formats.base import FORMATS, DatasetFormat, ImportPlan, Loaded, Sample
 from skelmae.data.formats.common import (
-    centre_on_first_frame, check_finite, parse_number_rows, read_text, resource_lines,
+    centre_on_first_frame, checked_float32, parse_number_rows, read_text, resource_lines,
 )
 from skelmae.data.layouts import get_layout
 from skelmae.errors import DataFormatError
@@ -43,7 +43,9 @@ VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x xyz
 NUM_CLASSES = 51
 LAYOUT = "ntu25"
 VIEWS = {"L": 1, "M": 2, "R": 3}
-_VIDEO = re.compile(r"(.+)-([LMR])")
+MAX_VALUE = 2**31 - 1  # label-file numbers are stored as per-sample metadata
+_VIDEO = re.compile(r"([^\r\n]+)-([LMR])")  # the video becomes part of sample names, which are lines
+_VIDEO_NUMBER = re.compile(r"[0-9]{1,9}")
 _SPLIT_FILE = re.compile(r"cross[-_ ]?(subject|view)(_v2)?", re.IGNORECASE)
 
 
@@ -64,8 +66,7 @@ def parse_skeleton(text: str, path: str | Path = "<text>") -> np.ndarray:
     if not lines:
         raise DataFormatError(path, 1, "the file has no frames", f"one line of {VALUES_PER_FRAME} numbers per frame")
     values = parse_number_rows(lines, range(len(lines)), path, VALUES_PER_FRAME, "frame")
-    check_finite(values, path, range(len(lines)), "frame")
-    return values.astype(np.float32).reshape(len(lines), 2, 25, 3)
+    return checked_float32(values, path, lambda row: row + 1, "frame").reshape(len(lines), 2, 25, 3)
 
 
 def parse_labels(text: str, path: str | Path = "<text>") -> list[tuple[int, int, int, int]]:
@@ -81,8 +82,10 @@ def parse_labels(text: str, path: str | Path = "<text>") -> list[tuple[int, int,
             raise DataFormatError(path, index + 1, f"label line is {line.strip()[:60]!r}", "four whole numbers: class,start,end,confidence") from None
         if not 1 <= label <= NUM_CLASSES:
             raise DataFormatError(path, index + 1, f"class is {label}", f"1..{NUM_CLASSES}")
-        if start < 0 or end < 0:  # start >= end is an empty instance, left out by load_instances
-            raise DataFormatError(path, index + 1, f"frames {start}..{end}", "frame numbers >= 0")
+        if not (0 <= start <= MAX_VALUE and 0 <= end <= MAX_VALUE):  # start >= end: empty, left out by load_instances
+            raise DataFormatError(path, index + 1, f"frames {start}..{end}", f"frame numbers from 0 to {MAX_VALUE}")
+        if abs(confidence) > MAX_VALUE:
+            raise DataFormatError(path, index + 1, f"confidence is {confidence}", f"a whole number of magnitude up to {MAX_VALUE}")
         instances.append((label, start, end, confidence))
     if not instances:
         raise DataFormatError(path, 1, "the label file is empty", "class,start,end,confidence lines")
@@ -139,7 +142,7 @@ def _load_item(item: tuple[str, Path, Path, tuple[str, ...]], center: bool) -> L
     video, skeleton_path, label_path, splits = item
     instances, notes = load_instances(skeleton_path, label_path, center)
     meta = {"view": VIEWS[_VIDEO.fullmatch(video).group(2)]}
-    if video.split("-")[0].isdigit():
+    if _VIDEO_NUMBER.fullmatch(video.split("-")[0]):
         meta["video"] = int(video.split("-")[0])
     samples = [
         Sample(seq, label, f"{video}_{k}", {**meta, "start": start, "end": end, "confidence": confidence}, splits)

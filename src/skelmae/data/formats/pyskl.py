@@ -6,7 +6,8 @@ list of annotations is accepted too); each annotation has ``frame_dir``, ``label
 ``img_shape`` (h, w).
 
 Decoding: a pickle can run code, so it is read only when the user names this format,
-and then with an unpickler that accepts nothing but numpy arrays and plain containers.
+and then with an unpickler that accepts nothing but numpy arrays and plain containers, after
+a scan that refuses anything making it allocate more memory than the file holds.
 
 Conversion (:func:`annotation_to_sequence`):
 
@@ -22,7 +23,16 @@ Conversion (:func:`annotation_to_sequence`):
   given.
 
 Labels are stored 0-based: ``label_base="auto"`` treats a pickle whose smallest label is 1
-as 1-based. Split names are kept as they are (e.g. ``xsub_train``, ``xsub_val``).
+as 1-based. Every label must name a class: one of ``--class-names`` when given, else one of
+at most :data:`~skelmae.data.formats.common.MAX_CLASSES`. Split names are kept as they are
+(e.g. ``xsub_train``, ``xsub_val``) and must be plain file names.
+
+Where PYSKL differs: its 3D pipelines (``PreNormalize3D``) also keep only the frames in which
+the person present in more frames appears (putting that person first) and rotate each clip so
+that its spine and shoulders lie along fixed axes; the training option ``data.align_view``
+does the rotation at load time instead. Its 2D normalisation is the same, but later PYSKL
+versions zero every keypoint of score at most 0.01, while here only PYSKL's padding
+(0, 0, score 0) stays 0.
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ from __future__ import annotations
 import functools
 import io
 import pickle
+import pickletools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +51,9 @@ import numpy as np
 
 from skelmae.data.formats import ntu
 from skelmae.data.formats.base import FORMATS, DatasetFormat, FormatOptionError, ImportPlan, Loaded, PoseSample, Sample
-from skelmae.data.formats.common import centre_on_first_frame, read_class_names
+from skelmae.data.formats.common import (
+    COORDINATE_LIMIT, MAX_CLASSES, centre_on_first_frame, check_labels, checked_float32, read_class_names,
+)
 from skelmae.data.layouts import LayoutError, SkeletonLayout, get_layout
 from skelmae.errors import DataFormatError, SkelmaeError
 
@@ -48,17 +62,40 @@ __all__ = ["load_pickle", "unpickle_arrays", "annotation_to_sequence", "LAYOUT_B
 LAYOUT_BY_JOINTS = {17: "coco17", 25: "ntu25", 20: "kinect20"}
 CHANNELS_2D = ["x", "y", "score"]
 CHANNELS_3D = ["x", "y", "z"]
+MAX_IMAGE_SIDE = 1_000_000  # pixels; the image size is stored as per-sample metadata
+_SPLIT_NAME = re.compile(r"[\w.-]+", re.ASCII)  # a split is stored as splits/<name>.npy
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's array pickles start from an empty array that the pickle's bytes then fill; only
+    that is accepted, so a pickle cannot allocate memory its bytes do not hold."""
+    if subtype is not _NDARRAY or shape != (0,):
+        raise pickle.UnpicklingError("it reconstructs an array in a way numpy's own pickles never do")
+    core = getattr(np, "_core", None) or np.core
+    return core.multiarray._reconstruct(np.ndarray, shape, dtype)
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` in a pickle: it can name the class of an array, not create one."""
+
+    def __call__(self, *args: Any) -> None:
+        raise pickle.UnpicklingError("it calls numpy.ndarray, which allocates memory its bytes do not hold")
+
+
+_NDARRAY = _NdarrayToken()
 
 
 def _numpy_global(module: str, name: str) -> Any:
     core = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.core; pickles use either name
     allowed = {
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _NDARRAY,
         ("numpy", "dtype"): np.dtype,
-        ("numpy.core.multiarray", "_reconstruct"): core.multiarray._reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): core.multiarray._reconstruct,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy.core.multiarray", "scalar"): core.multiarray.scalar,
         ("numpy._core.multiarray", "scalar"): core.multiarray.scalar,
+        ("numpy.core.numeric", "_frombuffer"): core.numeric._frombuffer,  # pickle protocol 5: a view of its bytes
+        ("numpy._core.numeric", "_frombuffer"): core.numeric._frombuffer,
         ("collections", "OrderedDict"): __import__("collections").OrderedDict,
         ("builtins", "set"): set,
         ("builtins", "frozenset"): frozenset,
@@ -83,9 +120,30 @@ def unpickle_arrays(path: str | Path) -> Any:
     except OSError as exc:
         raise DataFormatError(path, None, f"cannot read the file ({exc.strerror or exc})") from exc
     try:
+        _check_opcodes(data)
         return _ArraysOnlyUnpickler(io.BytesIO(data)).load()
+    except MemoryError:  # not a damaged file: memory is bounded by the file's size (see _check_opcodes)
+        raise
     except Exception as exc:  # a corrupt pickle can fail in many ways; all mean "not a valid file"
         raise DataFormatError(path, None, f"not a readable PYSKL pickle: {exc}", "a pickle written by PYSKL/MMAction2") from None
+
+
+def _check_opcodes(data: bytes) -> None:
+    """Refuse what would make the unpickler allocate more than the file holds, before it runs.
+
+    The C unpickler sizes its memo table by the largest index a PUT names, and allocates a
+    counted bytes object before reading it. ``pickletools`` reads every counted length against
+    the bytes that remain (raising where they run out), and memo indexes must count up from 0
+    as every pickler writes them. Scanning costs a fraction of the load itself.
+    """
+    stored = 0
+    for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if arg > stored:
+                raise pickle.UnpicklingError(f"it stores memo entry {arg} after only {stored} entries")
+            stored += 1
+        elif opcode.name == "MEMOIZE":
+            stored += 1
 
 
 def load_pickle(path: str | Path) -> dict[str, Any]:
@@ -100,6 +158,9 @@ def load_pickle(path: str | Path) -> dict[str, Any]:
         isinstance(k, str) and isinstance(v, (list, tuple)) for k, v in split.items()
     ):
         raise DataFormatError(path, "field 'split'", "is not a mapping of split names to lists", "{'xsub_train': [frame_dir, ...], ...}")
+    for name in split:
+        if not _SPLIT_NAME.fullmatch(name) or set(name) == {"."}:
+            raise DataFormatError(path, "field 'split'", f"has a split named {name[:40]!r}", "names of letters, digits, '_', '-' and '.'")
     return {"split": split, "annotations": content["annotations"]}
 
 
@@ -108,10 +169,7 @@ def _array(ann: dict, key: str, ndim: int, path: str | Path, where: str) -> np.n
     if not isinstance(value, np.ndarray) or value.ndim != ndim or value.dtype.kind not in "fiu" or 0 in value.shape:
         shape = getattr(value, "shape", type(value).__name__)
         raise DataFormatError(path, f"{where}.{key}", f"is {shape}", f"a non-empty numeric array with {ndim} dimensions")
-    values = value.astype(np.float32)
-    if not np.isfinite(values).all():
-        raise DataFormatError(path, f"{where}.{key}", "holds NaN or infinite values", "finite numbers")
-    return values
+    return checked_float32(value, path, lambda _: f"{where}.{key}", key)
 
 
 def _img_shape(ann: dict, path: str | Path, where: str) -> tuple[float, float]:
@@ -120,8 +178,10 @@ def _img_shape(ann: dict, path: str | Path, where: str) -> tuple[float, float]:
         h, w = (float(v) for v in shape)
     except (TypeError, ValueError, OverflowError):
         raise DataFormatError(path, f"{where}.img_shape", f"is {shape!r}", "(height, width) in pixels") from None
-    if not (h > 0 and w > 0 and np.isfinite(h) and np.isfinite(w)):
-        raise DataFormatError(path, f"{where}.img_shape", f"is {shape!r}", "positive (height, width)")
+    if not (0 < h <= MAX_IMAGE_SIDE and 0 < w <= MAX_IMAGE_SIDE):
+        raise DataFormatError(
+            path, f"{where}.img_shape", f"is {shape!r}", f"positive (height, width) of at most {MAX_IMAGE_SIDE:,} pixels",
+        )
     return h, w
 
 
@@ -174,7 +234,7 @@ def _to_sequence(
         scale = np.array([w / 2, h / 2], dtype=np.float32)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             xy = (xy - scale) / scale
-        if not np.isfinite(xy).all():
+        if not (np.abs(xy) <= COORDINATE_LIMIT).all():
             raise DataFormatError(path, f"{where}.img_shape", f"is {ann.get('img_shape')!r}: coordinates overflow", "the image size in pixels")
         xy[undetected] = 0
         values = np.concatenate([xy, score[..., None]], axis=-1)
@@ -197,6 +257,8 @@ def _convert(item: tuple[int, dict], path: Path, num_persons: int, layout: str |
     if found != channels:
         raise DataFormatError(path, f"{where}.keypoint", f"gives channels {found}", f"{channels} like the first annotation")
     name = str(ann.get("frame_dir", index))
+    if "\n" in name or "\r" in name:
+        raise DataFormatError(path, f"{where}.frame_dir", f"is {name[:40]!r}", "a name without line breaks")
     meta: dict[str, int] = {}
     if "img_shape" in ann:
         h, w = _img_shape(ann, path, where)
@@ -206,14 +268,15 @@ def _convert(item: tuple[int, dict], path: Path, num_persons: int, layout: str |
     return Loaded([Sample(seq, int(ann["label"]) - base, name, meta, memberships.get(name, ()))])
 
 
-def _labels(annotations: list, path: Path) -> list[int]:
+def _labels(annotations: list, path: Path) -> np.ndarray:
+    """The labels as given (an object array: a damaged one may exceed int64)."""
     labels = []
     for i, ann in enumerate(annotations):
         label = ann.get("label") if isinstance(ann, dict) else None
         if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
             raise DataFormatError(path, f"annotations[{i}].label", f"is {label!r}", "an integer class index")
         labels.append(int(label))
-    return labels
+    return np.array(labels, dtype=object)
 
 
 def _annotations(content: Any, path: Path) -> list[dict[str, Any]]:
@@ -275,20 +338,25 @@ class Pyskl(DatasetFormat):
         labels = _labels(annotations, path)
         label_base = self.options.label_base
         base = (1 if min(labels) == 1 else 0) if label_base == "auto" else int(label_base)
-        if min(labels) - base < 0:
-            raise DataFormatError(path, "labels", f"the smallest label is {min(labels)}", f"labels from {base} (label base {base})")
-        _, layout_name, channels = _to_sequence(annotations[0], max_persons, layout, path, "annotations[0]")
         names = [str(a.get("frame_dir", i)) for i, a in enumerate(annotations)]
         ntu_names = all(ntu.parse_name(n) is not None for n in names)
-        num_classes = max(labels) - base + 1
         if self.options.class_names is not None:
-            classes = read_class_names(self.options.class_names, num_classes)
-        elif ntu_names and num_classes <= 120 and all(
-            ntu.parse_name(n)["action"] - 1 == label - base for n, label in zip(names, labels)
-        ):
-            classes = ntu.class_names("ntu120" if num_classes > 60 else "ntu60")
+            classes = read_class_names(self.options.class_names)
+            allowed, source = len(classes), f"one per class in {self.options.class_names}"
         else:
-            classes = [f"class {i}" for i in range(num_classes)]
+            allowed, source = MAX_CLASSES, f"at most {MAX_CLASSES:,} classes without --class-names"
+        check_labels(
+            labels, allowed, base, path, lambda i: f"annotations[{i}].label (sample {names[i][:40]!r})", f"{source}, label base {base}",
+        )
+        _, layout_name, channels = _to_sequence(annotations[0], max_persons, layout, path, "annotations[0]")
+        if self.options.class_names is None:
+            num_classes = int(max(labels)) - base + 1
+            if ntu_names and num_classes <= 120 and all(
+                ntu.parse_name(n)["action"] - 1 == label - base for n, label in zip(names, labels)
+            ):
+                classes = ntu.class_names("ntu120" if num_classes > 60 else "ntu60")
+            else:
+                classes = [f"class {i}" for i in range(num_classes)]
         known = set(names)
         memberships: dict[str, list[str]] = {}
         unmatched = 0

@@ -1,0 +1,46 @@
+import io
+
+import numpy as np
+import pytest
+
+from skelmae.data.formats import read_pose_file
+from skelmae.errors import DataFormatError
+
+
+def test_a_clip_comes_back_as_float32_in_its_shape(tmp_path):
+    clip = np.asfortranarray(np.arange(5 * 2 * 25 * 3, dtype=np.float64).reshape(5, 2, 25, 3))
+    np.save(tmp_path / "clip.npy", clip)
+    [sample] = read_pose_file(tmp_path / "clip.npy")
+    assert sample.name == "clip" and sample.sequence.dtype == np.float32 and sample.layout is None
+    np.testing.assert_array_equal(sample.sequence, clip.astype(np.float32))
+    np.save(tmp_path / "three.npy", np.ones((4, 25, 3), np.int16))
+    assert read_pose_file(tmp_path / "three.npy")[0].sequence.shape == (4, 25, 3)
+
+
+def _claiming(shape, data=b"", descr="<f4"):
+    fh = io.BytesIO()
+    np.lib.format.write_array_header_1_0(fh, {"descr": descr, "fortran_order": False, "shape": shape})
+    return fh.getvalue() + data
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (lambda path: np.save(path, np.full((3, 25, 3), np.nan)), "frame 1: a joint is not finite"),
+        (lambda path: np.save(path, np.r_[np.ones((1, 25, 3)), np.full((1, 25, 3), 1e39)]), "frame 2: a joint holds a value beyond"),
+        (lambda path: np.save(path, np.ones((3, 75))), "has shape (3, 75)"),
+        (lambda path: np.save(path, np.ones((0, 25, 3))), "has shape (0, 25, 3)"),
+        (lambda path: np.save(path, np.array([None] * 6).reshape(1, 2, 3), allow_pickle=True), "holds Python objects"),
+        (lambda path: np.save(path, np.ones((2, 25, 3), np.complex64)), "has dtype complex64"),
+        (lambda path: path.write_bytes(_claiming((10**9, 25, 3), b"\0" * 900)), "claims shape (1000000000, 25, 3)"),
+        (lambda path: path.write_bytes(_claiming((-1, 25, 3))), "dimensions of at least 0"),
+        (lambda path: path.write_bytes(b"\x93NUMPY\x01\x00\x10\x00{\0\0\0\0\0\0\0\0\0\0\0\0\0\0\n"), "no valid .npy header"),
+        (lambda path: path.write_bytes(b"not numpy"), "no valid .npy header"),
+    ],
+)
+def test_bad_clips_are_format_errors(tmp_path, content, message):
+    path = tmp_path / "clip.npy"
+    content(path)
+    with pytest.raises(DataFormatError) as info:
+        read_pose_file(path)
+    assert info.value.path == str(path) and message in str(info.value)
