@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 from skelmae.data.formats import pyskl
 from skelmae.data.prepare import prepare
 from skelmae.data.storage import SkeletonStore
-from skelmae.errors import DataFormatError, SkelmaeError
+from skelmae.errors import DataFormatError
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,7 @@ import io
 import pickle
 import pickletools
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,13 +138,15 @@ def _check_opcodes(data: bytes) -> None:
     as every pickler writes them. Scanning costs a fraction of the load itself.
     """
     stored = 0
-    for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
-        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            if arg > stored:
-                raise pickle.UnpicklingError(f"it stores memo entry {arg} after only {stored} entries")
-            stored += 1
-        elif opcode.name == "MEMOIZE":
-            stored += 1
+    with warnings.catch_warnings():  # pickletools warns about odd escapes in protocol-0 strings
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                if arg > stored:
+                    raise pickle.UnpicklingError(f"it stores memo entry {arg} after only {stored} entries")
+                stored += 1
+            elif opcode.name == "MEMOIZE":
+                stored += 1
 
 
 def load_pickle(path: str | Path) -> dict[str, Any]:
