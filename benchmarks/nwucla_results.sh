@@ -33,6 +33,7 @@ parts="${PARTS:-transformer graph contrastive}"
   done
   run scratch "$seed" scratch scratch
   run random/linear "$seed" linear linear
+  run raw/linear "$seed" linear linear init=raw
 done
 [[ " $parts " == *" graph "* ]] && for seed in "${seeds[@]}"; do
   run graph/pretrain "$seed" pretrain graph_pretrain

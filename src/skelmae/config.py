@@ -136,7 +136,7 @@ class PretrainConfig(TrainingRunConfig):
 @dataclass
 class LinearConfig(TrainingRunConfig):
     PRESET: ClassVar[str] = "recipes/linear"
-    init: str = ""  # pre-trained checkpoint; empty = randomly initialised encoder (baseline)
+    init: str = ""  # pre-trained checkpoint; empty = randomly initialised encoder; raw = the clip itself (baselines)
     augment: bool = True  # train-time augmentation; without it features are computed once
 
 
@@ -159,7 +159,7 @@ class FinetuneConfig(TrainingRunConfig):
 @dataclass
 class KnnConfig:
     PRESET: ClassVar[str] = "recipes/knn"
-    init: str = ""  # pre-trained checkpoint (required)
+    init: str = ""  # pre-trained checkpoint, or raw: the clip itself as the feature (required)
     k: list[int] = field(default_factory=lambda: [1, 20])
     temperature: float = 0.07  # weights neighbours by exp(cosine / temperature)
     data: DataConfig = field(default_factory=DataConfig)

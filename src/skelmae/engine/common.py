@@ -23,6 +23,7 @@ from skelmae.engine.runs import default_run_dir
 from skelmae.errors import CheckpointError, ConfigError
 from skelmae.models.build import build_classifier, build_method, encoder_state, load_encoder_weights
 from skelmae.models.common import BACKBONES, Classifier, InputSpec, PretrainMethod
+from skelmae.models.raw import RAW_INIT
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -147,14 +148,14 @@ def downstream_model(
     init: str, model: Any, head: dict[str, Any], store: SkeletonStore, window: int
 ) -> tuple[Classifier, dict[str, Any]]:
     """Backbone + ``head`` for ``store``, and the backbone's description; the backbone comes
-    from ``init`` or, if empty, ``model``.
+    from ``init`` (a checkpoint, or ``raw``: the clip itself as the feature) or, if empty, ``model``.
 
     The backbone is built for ``window`` frames; pre-trained weights of another clip length
     are adapted by the backbone (the transformer resamples its temporal embedding).
     """
     spec = input_spec(store, window)
-    if not init:
-        backbone = chosen(model)
+    if not init or init == RAW_INIT:
+        backbone = {"name": "raw", "config": {}} if init else chosen(model)
         return build_classifier(backbone, head, spec, store.num_classes), backbone
     ckpt = load_checkpoint(init)
     check_compatible(ckpt["data"], store, init)

@@ -19,6 +19,7 @@ from skelmae.engine.evaluation import evaluate_classifier
 from skelmae.engine.optim import classifier_param_groups
 from skelmae.engine.trainer import Callback, StepContext, Trainer
 from skelmae.errors import ConfigError
+from skelmae.models.raw import RAW_INIT
 from skelmae.protocols.base import ClassifierProtocol, labelled_indices
 
 RECIPES = {  # protocol -> its recipe preset (see config.load_config)
@@ -32,6 +33,8 @@ def check_protocol(cfg: FinetuneConfig, protocol: str) -> None:
         raise ConfigError(f"semi.fraction={cfg.semi.fraction} only applies to the semi protocol")
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    if cfg.init == RAW_INIT:
+        raise ConfigError("init=raw has no encoder to fine-tune: raw features are a baseline of linear and knn")
     if protocol == "scratch" and cfg.init:
         raise ConfigError("scratch trains without pre-training: leave init empty (use finetune with init=...)")
     if protocol in ("transfer", "semi") and not cfg.init:
