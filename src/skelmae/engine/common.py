@@ -155,7 +155,7 @@ def downstream_model(
     """
     spec = input_spec(store, window)
     if not init or init == RAW_INIT:
-        backbone = {"name": "raw", "config": {}} if init else chosen(model)
+        backbone = BACKBONES.describe(RAW_INIT, None) if init else chosen(model)
         return build_classifier(backbone, head, spec, store.num_classes), backbone
     ckpt = load_checkpoint(init)
     check_compatible(ckpt["data"], store, init)

@@ -17,7 +17,7 @@ from skelmae.models.common import BACKBONES, Encoder, InputSpec
 RAW_INIT = "raw"  # the ``init`` value that selects this backbone instead of a checkpoint
 
 
-@BACKBONES.register("raw")
+@BACKBONES.register(RAW_INIT)
 class RawClip(Encoder):
     """(N, C, T, V, M) -> (N, M, 1, 1, C·T·V): one flat vector per person, ``dim = C·T·V``."""
 

@@ -250,23 +250,28 @@ class Case:
         return "Case(...)"
 
 
+def _one_file_case(folder: Path, seeds: list[str], kept: str, fuzzed: str, formats: tuple[str, ...]) -> Case:
+    """A folder of one good file (``kept``) and one mutated seed (``fuzzed``), imported in each format."""
+    raw = folder / "raw"
+    raw.mkdir()
+    (raw / kept).write_text(seeds[0])
+
+    def run(data: bytes) -> None:
+        path = raw / fuzzed
+        path.write_bytes(data)
+        for fmt in formats:
+            _prepare(fmt, raw, folder / fmt, must_succeed=True)
+            _read(path, fmt)
+
+    return Case(st.sampled_from([s.encode() for s in seeds]).flatmap(mutated), run)
+
+
 def _ntu_case(folder: Path, real: Path | None) -> Case:
     seeds = [_synthetic_skeleton(14, 2), _synthetic_skeleton(3, 1)]
     if real is not None:
         raw = real / "ntu_rgbd_samples" / "raw_skeletons"
         seeds += [_first_frames((raw / f"{name}.skeleton").read_text(), 14) for name in ("S017C003P020R002A054", "S001C001P001R001A011")]
-    raw = folder / "raw"
-    raw.mkdir()
-    (raw / "S001C001P001R001A001.skeleton").write_text(seeds[0])
-
-    def run(data: bytes) -> None:
-        path = raw / "S002C002P002R002A002.skeleton"
-        path.write_bytes(data)
-        for fmt in ("ntu60", "ntu120"):
-            _prepare(fmt, raw, folder / fmt, must_succeed=True)
-            _read(path, fmt)
-
-    return Case(st.sampled_from([s.encode() for s in seeds]).flatmap(mutated), run)
+    return _one_file_case(folder, seeds, "S001C001P001R001A001.skeleton", "S002C002P002R002A002.skeleton", ("ntu60", "ntu120"))
 
 
 def _pku_case(folder: Path, real: Path | None) -> Case:
@@ -299,17 +304,7 @@ def _nw_ucla_case(folder: Path, real: Path | None) -> Case:
     seeds = ['{"file_name": "a02_s03_e01_v02", "skeletons": ' + str(frames) + ', "label": 2}']
     if real is not None:
         seeds.append((real / "nw_ucla" / "all_sqe" / "a01_s01_e00_v01.json").read_text())
-    raw = folder / "raw"
-    raw.mkdir()
-    (raw / "a02_s03_e01_v02.json").write_text(seeds[0])
-
-    def run(data: bytes) -> None:
-        path = raw / "a01_s01_e00_v01.json"
-        path.write_bytes(data)
-        _prepare("nw-ucla", raw, folder / "ds", must_succeed=True)
-        _read(path, "nw-ucla")
-
-    return Case(st.sampled_from([s.encode() for s in seeds]).flatmap(mutated), run)
+    return _one_file_case(folder, seeds, "a02_s03_e01_v02.json", "a01_s01_e00_v01.json", ("nw-ucla",))
 
 
 def _pyskl_case(folder: Path, real: Path | None) -> Case:
