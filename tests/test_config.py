@@ -127,3 +127,65 @@ def test_reference_recipes():
         3e-4, 1e-5, 0.8, 0.3, 48)
     assert load_config(FinetuneConfig, "ntu60_xsub/scratch").optim.layer_decay == 1.0
     assert load_config(FinetuneConfig, "ntu60_xsub/semi").semi.fraction == 0.1
+
+
+def test_base_accepts_preset_names_and_relative_paths(tmp_path):
+    from skelmae.config import FinetuneConfig
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mine.yaml").write_text("train:\n  epochs: 3\n")
+    (tmp_path / "run.yaml").write_text("_base_: [nwucla/finetune, sub/mine.yaml]\ndata:\n  batch_size: 8\n")
+    cfg = load_config(FinetuneConfig, tmp_path / "run.yaml")
+    assert (cfg.data.root, cfg.train.epochs, cfg.data.batch_size) == ("data/nw_ucla", 3, 8)
+
+
+def test_missing_base_and_broken_yaml_say_so(tmp_path):
+    (tmp_path / "run.yaml").write_text("_base_: [nope.yaml]\n")
+    with pytest.raises(ConfigError, match=r"file not found: .*nope\.yaml \(included from .*run\.yaml\)"):
+        load_config(PretrainConfig, tmp_path / "run.yaml")
+    (tmp_path / "bad.yaml").write_text("data:\n  window: 16\n  p_interval: [0.5, 1\ntrain: {}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml, line 4: not valid YAML"):
+        load_config(PretrainConfig, tmp_path / "bad.yaml")
+
+
+def test_config_errors_are_one_line_naming_key_and_source(tmp_path):
+    with pytest.raises(ConfigError) as override:
+        load_config(PretrainConfig, None, ["data.batch_size=x"])
+    assert str(override.value) == ("config error: data.batch_size: Value 'x' of type 'str' could not be converted "
+                                   "to Integer (in override data.batch_size=x)")
+    (tmp_path / "base.yaml").write_text("data:\n  batch_size: x\n")
+    (tmp_path / "run.yaml").write_text("_base_: base.yaml\n")
+    with pytest.raises(ConfigError, match=r"data.batch_size: .* \(in .*base\.yaml\)$") as in_file:
+        load_config(PretrainConfig, tmp_path / "run.yaml")
+    from skelmae.config import TrainingRunConfig  # no recipe preset: data.window stays unset
+
+    with pytest.raises(ConfigError, match="^config error: data.window: no value given") as missing:
+        load_config(TrainingRunConfig)
+    assert all("\n" not in str(e.value) for e in (override, in_file, missing))
+
+
+def test_train_threads_is_applied_and_recorded(tiny_synth, tiny, tmp_path):
+    import json
+
+    import torch
+
+    from skelmae.protocols.pretrain import run_pretrain
+
+    before = torch.get_num_threads()
+    try:
+        run_pretrain(load_config(PretrainConfig, None, tiny.pretrain + [
+            f"data.root={tiny_synth}", f"train.output_dir={tmp_path}", "train.epochs=1", "train.threads=1"]))
+        assert json.loads((tmp_path / "environment.json").read_text())["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_evaluate_takes_the_training_keys_of_its_data_and_split():
+    from skelmae.protocols.evaluate import data_and_split
+
+    assert data_and_split(None, "", ["data.root=d", "data.test_split=xsub_test"]) == ("d", "xsub_test")
+    assert data_and_split("d", "t", []) == ("d", "t")
+    with pytest.raises(ConfigError, match="evaluate takes only data.root=DIR and data.test_split=NAME"):
+        data_and_split(None, "", ["data.batch_size=4"])
+    with pytest.raises(ConfigError, match="given twice"):
+        data_and_split("a", "", ["data.root=b"])

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from skelmae.data.transforms import MODALITIES
 from skelmae.errors import ConfigError
@@ -44,6 +45,7 @@ class DataConfig:
     batch_size: int = MISSING  # global batch (split over ranks and accumulation steps: see train.accum_steps)
     num_workers: int = 2
     val_fraction: float = 0.0  # class-stratified validation split carved from the training split
+    val_group: str = ""  # a metadata field (e.g. subject): validation holds whole groups, unseen in training
     val_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -111,6 +113,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     deterministic: bool = False
     progress: bool = True
+    threads: int = 0  # torch intra-op threads of the run, 0 = torch's default
 
 
 # Recipe values live in the YAML presets only: ``load_config`` merges a protocol's recipe
@@ -176,61 +179,107 @@ class EvaluateConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=0))  # device, output_dir (default: beside the checkpoint)
 
 
+def _preset_path(name: str) -> Path | None:
+    """The shipped preset called ``name`` (with or without ``.yaml``), if there is one."""
+    for candidate in (PRESET_DIR / name, PRESET_DIR / f"{name}.yaml"):
+        if candidate.suffix == ".yaml" and candidate.is_file():
+            return candidate
+    return None
+
+
 def resolve_config_path(config: str | Path) -> Path:
     path = Path(config)
     if path.is_file():
         return path
-    preset = PRESET_DIR / f"{config}.yaml"
-    if preset.is_file():
+    preset = _preset_path(str(config))
+    if preset is not None:
         return preset
     presets = sorted(p.relative_to(PRESET_DIR).with_suffix("").as_posix() for p in PRESET_DIR.rglob("*.yaml"))
     raise ConfigError(f"config {str(config)!r} is neither a file nor a preset; presets: {', '.join(presets)}")
 
 
-def _load_yaml(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: '_base_' includes form a cycle")
+def _resolve_base(base: str, including: Path) -> Path:
+    """A ``_base_`` entry: a path relative to the file that names it, else a preset name (as ``--config``)."""
+    relative = including.parent / base
+    if relative.is_file():
+        return relative
+    preset = _preset_path(base)
+    if preset is not None:
+        return preset
+    raise ConfigError(
+        f"file not found: {relative} (included from {including}); a _base_ entry is a path relative to that file "
+        "or a preset name (see `skelmae presets`)"
+    )
+
+
+def _read_yaml(path: Path) -> DictConfig:
     try:
         node = OmegaConf.load(path)
-    except Exception as exc:
+    except FileNotFoundError as exc:
+        raise ConfigError(f"file not found: {path}") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {exc.problem or exc.context}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(node, DictConfig):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
+    return node
+
+
+def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[str, DictConfig]]:
+    """``(file, contents)`` of ``path`` and its ``_base_`` includes, in merge order (bases first),
+    so that an invalid value is reported in the file that sets it."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: '_base_' includes form a cycle")
+    node = _read_yaml(path)
     bases = node.pop("_base_", None)
-    if bases is None:
-        return node
-    merged = OmegaConf.create()
-    for base in [bases] if isinstance(bases, str) else list(bases):
-        merged = OmegaConf.merge(merged, _load_yaml((path.parent / base), seen + (path.resolve(),)))
-    return OmegaConf.merge(merged, node)
+    layers: list[tuple[str, DictConfig]] = []
+    for base in [] if bases is None else [bases] if isinstance(bases, str) else list(bases):
+        layers += _yaml_layers(_resolve_base(str(base), path), seen + (path.resolve(),))
+    return layers + [(str(path), node)]
+
+
+def _override_layer(override: str) -> tuple[str, DictConfig]:
+    if "=" not in override:
+        raise ConfigError(f"overrides must look like section.key=value, got {override!r}")
+    return f"override {override}", OmegaConf.from_dotlist([override])
 
 
 def load_config(
     schema: type[T], config: str | Path | None = None, overrides: list[str] | None = None, preset: str | None = None,
 ) -> T:
     """Build a config object of type ``schema``: its recipe preset (``preset``, default
-    ``schema.PRESET``), then an optional YAML file, then ``key=value`` overrides."""
-    base = OmegaConf.structured(schema)
+    ``schema.PRESET``), then an optional YAML file, then ``key=value`` overrides.
+
+    An invalid key or value raises one :class:`ConfigError` line naming the key, the problem
+    and the file or override it came from."""
+    recipe = preset or getattr(schema, "PRESET", None)
+    layers = [
+        *(_yaml_layers(resolve_config_path(recipe)) if recipe else []),
+        *(_yaml_layers(resolve_config_path(config)) if config else []),
+    ]
     source = "defaults"
     try:
-        recipe = preset or getattr(schema, "PRESET", None)
-        if recipe:
-            source = recipe
-            base = OmegaConf.merge(base, _load_yaml(resolve_config_path(recipe)))
-        if config:
-            path = resolve_config_path(config)
-            source = str(path)
-            base = OmegaConf.merge(base, _load_yaml(path))
-        if overrides:
-            bad = [o for o in overrides if "=" not in o]
-            if bad:
-                raise ConfigError(f"overrides must look like section.key=value, got {bad}")
-            source = "overrides"
-            base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+        layers += [_override_layer(override) for override in overrides or []]
+        base = OmegaConf.structured(schema)
+        for source, layer in layers:
+            base = OmegaConf.merge(base, layer)
+        source = "the merged configuration"
         return OmegaConf.to_object(base)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
-        message = exc.msg if hasattr(exc, "msg") else str(exc)
-        raise ConfigError(f"invalid configuration ({source}): {message}{_moved_key_hint(message)}") from exc
+        raise ConfigError(_one_line(exc, source)) from exc
+
+
+def _one_line(exc: OmegaConfBaseException, source: str) -> str:
+    """omegaconf's message (problem, then ``full_key``/``reference_type``/``object_type`` lines) as one line."""
+    problem = str(getattr(exc, "msg", None) or exc).splitlines()[0].strip()
+    key = getattr(exc, "full_key", None)
+    if isinstance(exc, MissingMandatoryValue) and key:
+        return f"config error: {key}: no value given; set it in the config file or with {key}=VALUE"
+    where = f"{key}: " if key else ""
+    return f"config error: {where}{problem}{_moved_key_hint(problem)} (in {source})"
 
 
 _MOVED = {  # keys of configurations before the registries, and where they live now

@@ -141,6 +141,8 @@ class Trainer:
     def run(self, resume: bool = False) -> dict[str, Any]:
         """Train (if the protocol does), then summarise; teardown happens even on errors."""
         self.info = init_distributed(self.train_cfg.device)
+        if self.train_cfg.threads > 0:  # before any work, so environment.json records what the run used
+            torch.set_num_threads(self.train_cfg.threads)
         try:
             seed_everything(self.train_cfg.seed + self.info.rank, self.train_cfg.deterministic)
             started = time.perf_counter()

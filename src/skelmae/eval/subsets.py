@@ -35,14 +35,34 @@ def stratified_pick(labels: np.ndarray, fraction: float, seed: int, at_least_one
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
 
-def carve_validation(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split dataset ``indices`` (with their ``labels``) into (train, validation) parts."""
+def carve_validation(
+    indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int, groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split dataset ``indices`` (with their ``labels``) into (train, validation) parts.
+
+    With ``groups`` (e.g. each sample's subject) validation holds whole groups, drawn with
+    ``seed`` until they reach ``fraction`` of the samples: on a small set, clips of the
+    training subjects are near copies of training clips, so a random share of them
+    saturates near 100 % and cannot tell epochs apart."""
     if fraction <= 0:
         return indices, indices[:0]
+    if groups is not None:
+        return _carve_groups(indices, groups, fraction, seed)
     val_pos = stratified_pick(labels, fraction, seed)
     keep = np.ones(indices.size, dtype=bool)
     keep[val_pos] = False
     return indices[keep], indices[val_pos]
+
+
+def _carve_groups(indices: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    values = np.unique(groups)
+    if values.size < 2:
+        raise ValueError(f"a group-wise validation split needs at least 2 groups in the training split, found {values.size}")
+    order = np.random.default_rng([seed, 0x6A1]).permutation(values)
+    sizes = np.array([(groups == g).sum() for g in order])
+    chosen = max(1, min(int(np.searchsorted(np.cumsum(sizes), fraction * groups.size) + 1), values.size - 1))
+    held = np.isin(groups, order[:chosen])
+    return indices[~held], indices[held]
 
 
 def subset_path(root: str | Path, split: str, fraction: float, seed: int) -> Path:

@@ -21,7 +21,8 @@ def labelled_indices(
 ) -> tuple[np.ndarray, np.ndarray, str | None]:
     """(train, validation) sample indices and, with ``semi``, the label-subset file used.
 
-    The validation split is carved from the labelled training samples, so no extra labels are used.
+    The validation split is carved from the labelled training samples, so no extra labels are
+    used; with ``data.val_group`` it holds whole groups (subjects) that training never sees.
     """
     train_idx = store.split(data.train_split)
     subset_file = None
@@ -31,7 +32,13 @@ def labelled_indices(
         path = Path(semi.subset_file) if semi.subset_file else subset_path(store.root, data.train_split, semi.fraction, semi.seed)
         train_idx = labelled_subset(train_idx, store.labels[train_idx], semi.fraction, semi.seed, path)
         subset_file = str(path)
-    train_idx, val_idx = carve_validation(train_idx, store.labels[train_idx], data.val_fraction, data.val_seed)
+    if data.val_group and data.val_group not in store.meta_fields:
+        raise ConfigError(f"data.val_group={data.val_group}: {store.root} has no such field; it has {store.meta_fields}")
+    groups = store.meta(data.val_group)[train_idx] if data.val_group and data.val_fraction > 0 else None
+    try:
+        train_idx, val_idx = carve_validation(train_idx, store.labels[train_idx], data.val_fraction, data.val_seed, groups)
+    except ValueError as exc:
+        raise ConfigError(f"data.val_group={data.val_group}: {exc}") from None
     return train_idx, val_idx, subset_file
 
 

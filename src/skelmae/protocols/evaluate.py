@@ -8,6 +8,7 @@ checkpoint); the confusion matrix comes from the plotting callback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from skelmae.data.storage import SkeletonStore
 from skelmae.engine.common import check_compatible, load_classifier, make_dataset, make_loader
 from skelmae.engine.evaluation import evaluate_classifier
 from skelmae.engine.trainer import Callback, Protocol, Trainer
-from skelmae.errors import CheckpointError
+from skelmae.errors import CheckpointError, ConfigError
 
 
 class Evaluate(Protocol):
@@ -61,6 +62,22 @@ class Evaluate(Protocol):
                                                               "split": self.split, **self.metrics})
         trainer.emit("evaluation", split=self.split, logits=self.logits, labels=self.labels, classes=self.store.classes)
         return {"split": self.split, "out_dir": str(trainer.path), **self.metrics}
+
+
+def data_and_split(data_root: str | None, split: str, overrides: Sequence[str]) -> tuple[str | None, str]:
+    """The data folder and split to evaluate: ``--data`` / ``--split``, or the keys the training
+    commands use for them, ``data.root=DIR`` / ``data.test_split=NAME``."""
+    given = {"data.root": data_root or "", "data.test_split": split}
+    for item in overrides:
+        key, has_value, value = item.partition("=")
+        if not has_value or key not in given:
+            raise ConfigError(
+                f"evaluate takes only data.root=DIR and data.test_split=NAME as key=value (or --data, --split), got {item!r}"
+            )
+        if given[key] and given[key] != value:
+            raise ConfigError(f"{key} is given twice: {given[key]!r} and {value!r}")
+        given[key] = value
+    return given["data.root"] or None, given["data.test_split"]
 
 
 def run_evaluate(
