@@ -1,6 +1,7 @@
 """The Python API and pose-file reading: training preprocessing, clear shape errors, formats."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -8,10 +9,11 @@ import torch
 
 import skelmae
 from skelmae.config import DataConfig
+from skelmae.data.formats import FormatOptionError
 from skelmae.data.storage import SkeletonStore
 from skelmae.engine.common import make_dataset
 from skelmae.errors import CheckpointError, DataFormatError, SkelmaeError
-from skelmae.inference import SkeletonModel, dataset_features, load, read_pose_file
+from skelmae.inference import PoseSample, SkeletonModel, dataset_features, load, read_pose_file
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def test_missing_persons_are_zero_padded(classifier, store):
 )
 def test_wrong_shapes_name_what_the_checkpoint_expects(classifier, shape, expected):
     with pytest.raises(DataFormatError, match=expected) as info:
-        classifier.predict(np.ones(shape, np.float32))
+        classifier.predict(np.random.default_rng(0).normal(size=shape).astype(np.float32))  # not ones: centring makes them 0
     assert str(shape) in str(info.value)
 
 
@@ -141,8 +143,11 @@ def test_npy_files_and_format_choice(classifier, store, tmp_path):
     (tmp_path / "clip.pkl").write_bytes(pickle.dumps({"keypoint": np.zeros((1, 5, 25, 3))}))
     with pytest.raises(DataFormatError, match="--format pyskl"):
         read_pose_file(tmp_path / "clip.pkl")
+    (tmp_path / "clip.dat").write_text("1,2\n")
+    with pytest.raises(DataFormatError, match="unknown pose file type '.dat'"):
+        read_pose_file(tmp_path / "clip.dat")
     (tmp_path / "clip.csv").write_text("1,2\n")
-    with pytest.raises(DataFormatError, match="unknown pose file type '.csv'"):
+    with pytest.raises(FormatOptionError, match="give --layout"):  # a table needs its layout (a checkpoint passes its own)
         read_pose_file(tmp_path / "clip.csv")
     with pytest.raises(DataFormatError, match="file not found"):
         read_pose_file(tmp_path / "missing.npy")
@@ -216,3 +221,122 @@ def test_real_nw_ucla_file_is_rejected_by_an_ntu_model(classifier, shared_data):
         classifier.check_layout(sample.layout, "a01_s01_e00_v01.json")
     with pytest.raises(DataFormatError, match="25 joints"):
         classifier.predict(sample.sequence)
+
+
+# -- the dataset's recorded preprocessing -------------------------------------------------
+def _centring_model(tiny_checkpoints, record=None):
+    """The tiny classifier, its checkpoint saying that the data were centred like NTU (or ``record``)."""
+    from skelmae.data.layouts import get_layout
+    from skelmae.data.preprocessing import Preprocessing
+    from skelmae.engine.checkpoint import load_checkpoint
+
+    state = load_checkpoint(tiny_checkpoints["classifier"])
+    assert Preprocessing.from_dict(state["data"]["preprocessing"]).known  # the checkpoint carries its dataset's record
+    record = record or Preprocessing.centred(get_layout("ntu25"), persons=2)
+    state["data"]["preprocessing"] = record.to_dict()
+    return SkeletonModel(state)
+
+
+def test_a_raw_uncentred_clip_predicts_like_the_stored_one(tiny_checkpoints, classifier, store, tmp_path):
+    from skelmae.data.preprocessing import Preprocessing
+    from skelmae.inference import predict_files
+
+    model = _centring_model(tiny_checkpoints)
+    stored = store.sequence(4)
+    assert not stored[0, 0, model.layout.center].any()  # the synthetic data are centred on the first frame
+    raw = stored.copy()
+    raw[np.any(raw != 0, axis=(2, 3))] += np.float32([0.8, -1.2, 3.1])  # back into camera coordinates
+    np.save(tmp_path / "stored.npy", stored)
+    np.save(tmp_path / "raw.npy", raw)
+    on_stored, on_raw = predict_files(model, [tmp_path / "stored.npy", tmp_path / "raw.npy"], top_k=14)
+    assert [t["class"] for t in on_stored["top"]] == [t["class"] for t in on_raw["top"]]
+    assert np.allclose([t["probability"] for t in on_stored["top"]], [t["probability"] for t in on_raw["top"]], atol=1e-5)
+    assert np.allclose(model.probabilities(raw), classifier.probabilities(stored), atol=1e-5)
+    assert np.allclose(model.encode(raw[:, :1]), model.encode(stored[:, :1]), atol=1e-5)
+    uncentred = _centring_model(tiny_checkpoints, Preprocessing())
+    assert not np.allclose(uncentred.encode(raw), uncentred.encode(stored), atol=1e-3)  # without the record it differs
+
+
+def test_real_ntu_camera_coordinates_predict_like_the_skeleton_file(tiny_checkpoints, shared_data, tmp_path):
+    from skelmae.data.formats import ntu
+    from skelmae.inference import predict_files
+
+    folder = shared_data / "ntu_rgbd_samples" / "raw_skeletons"
+    record = ntu.Ntu60(ntu.NtuOptions()).plan([folder]).preprocessing
+    model = _centring_model(tiny_checkpoints, record)
+    path = folder / "S001C001P001R001A050.skeleton"
+    camera, _ = ntu.assign_actors(ntu.read_skeleton(path))
+    np.save(tmp_path / "camera.npy", camera)
+    from_file, from_array = predict_files(model, [path, tmp_path / "camera.npy"], top_k=3)
+    assert np.allclose([t["probability"] for t in from_file["top"]], [t["probability"] for t in from_array["top"]], atol=1e-5)
+
+
+class _NamedJoints:
+    """A pose format the tests register: clips of ``value`` whose file names its joints (reversed with ``reverse``)."""
+
+    suffixes = (".joints",)
+    pose_file = "named-joint .joints"
+
+    def __init__(self, options):
+        self.options = options
+
+    def read(self, path):
+        from skelmae.data.layouts import get_layout
+
+        names = get_layout("ntu25").joint_names
+        sequence = np.full((6, 25, 3), self.options.value, np.float32)
+        return [PoseSample(path.stem, sequence, joint_names=names[::-1] if self.options.reverse else names)]
+
+
+@pytest.fixture()
+def named_joints_format(monkeypatch):
+    from dataclasses import dataclass, field
+
+    from skelmae.data.formats import FORMATS, DatasetFormat
+
+    @dataclass(frozen=True)
+    class Options:
+        value: float = field(default=0.0, metadata={"help": "every coordinate"})
+        reverse: bool = field(default=False, metadata={"help": "name the joints in reverse order"})
+
+    monkeypatch.setattr(FORMATS, "_entries", dict(FORMATS._entries))  # registered for this test only
+    FORMATS.register("named-joints", config=Options)(type("NamedJoints", (_NamedJoints, DatasetFormat), {}))
+
+
+def test_joint_names_other_than_the_layouts_are_warned_about(tiny_checkpoints, named_joints_format, tmp_path):
+    from skelmae.inference import predict_files
+
+    model = _centring_model(tiny_checkpoints)
+    (tmp_path / "clip.joints").write_text("")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.read_pose_file(tmp_path / "clip.joints")  # the layout's own names: no warning
+    model.data["preparation"] = {"format": "named-joints", "options": {"value": 2.0, "reverse": True}}
+    with pytest.warns(UserWarning, match="clip.joints: the file names joints other than the checkpoint's layout ntu25 "
+                                         r"\(joint 0 is 'right_thumb', not 'spine_base'\)"):
+        [result] = predict_files(model, [tmp_path / "clip.joints"])
+    assert "right_thumb" in result["warnings"][0] and "top" in result
+
+
+def test_recorded_options_apply_only_to_the_format_that_prepared_the_dataset(tiny_checkpoints, named_joints_format, tmp_path):
+    model = _centring_model(tiny_checkpoints)
+    (tmp_path / "clip.joints").write_text("")
+    model.data["preparation"] = {"format": "named-joints", "options": {"value": 2.0}}
+    [sample] = model.read_pose_file(tmp_path / "clip.joints")
+    assert (sample.sequence == 2.0).all()
+    model.data["preparation"] = {"format": "npy", "options": {"value": 2.0}}
+    [sample] = model.read_pose_file(tmp_path / "clip.joints")
+    assert not sample.sequence.any()
+
+
+def test_a_checkpoint_without_a_record_takes_npy_clips_as_given_and_says_so(tiny_checkpoints, store, tmp_path):
+    from skelmae.engine.checkpoint import load_checkpoint
+
+    state = load_checkpoint(tiny_checkpoints["classifier"])
+    del state["data"]["preprocessing"]  # written before the record existed
+    model = SkeletonModel(state)
+    assert not model.preprocessing.known
+    np.save(tmp_path / "clip.npy", store.sequence(1))
+    with pytest.warns(UserWarning, match="does not know how its dataset's coordinates were preprocessed"):
+        [sample] = model.read_pose_file(tmp_path / "clip.npy")
+    assert np.allclose(model.probabilities(sample.sequence), model.probabilities(store.sequence(1)))

@@ -12,12 +12,18 @@ modality) is read from the checkpoint's ``data`` entry, so new input goes throug
 the test-time pipeline of training: zero-padding of missing persons, the centred crop of
 ``test_crop`` of the valid frames resized to ``window`` frames, then the modality.
 
-Raw sequences are float arrays (T, V, C) or (T, M, V, C) in the dataset's coordinates,
-i.e. what ``SkeletonStore.sequence(i)`` returns; the registered dataset formats of
-``skelmae.data.formats`` read them from pose files (``read_pose_file``: ``.npy``, NTU
-``.skeleton``, NW-UCLA ``.json``, PYSKL annotations). A torch tensor (N, C, T, V, M) is
-taken as an already preprocessed batch (what a ``SkeletonDataset`` with the checkpoint's
-test transform yields).
+Raw sequences are float arrays (T, V, C) or (T, M, V, C): what ``SkeletonStore.sequence(i)``
+returns, or the same clip in raw coordinates. The dataset's import-time preprocessing,
+recorded in the checkpoint (``data["preprocessing"]``, see
+:class:`~skelmae.data.preprocessing.Preprocessing`: centring, 2D image normalisation, the
+persons kept), is applied to every array first; it leaves a stored clip unchanged, so an
+uncentred clip and the stored one give the same prediction. The registered dataset formats
+of ``skelmae.data.formats`` read clips from pose files (``read_pose_file``: ``.npy``, NTU
+``.skeleton``, NW-UCLA ``.json``, PYSKL annotations) with the options the dataset was
+prepared with; the recorded preprocessing is applied to the clips a reader returns as given
+(``PoseSample.preprocessed`` False, e.g. ``.npy``). A torch tensor (N, C, T, V, M) is taken
+as an already preprocessed batch (what a ``SkeletonDataset`` with the checkpoint's test
+transform yields).
 
 Pickles (PYSKL) are read only when the caller asks for them by name (``fmt="pyskl"``):
 unpickling runs code from the file.
@@ -28,6 +34,7 @@ The commands ``predict``, ``embed`` and ``visualize`` are :func:`predict_files`,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +48,7 @@ from tqdm import tqdm
 from skelmae.data.dataset import SkeletonDataset
 from skelmae.data.formats import PoseSample, read_pose_file
 from skelmae.data.layouts import get_layout
+from skelmae.data.preprocessing import Preprocessing, PreprocessingError
 from skelmae.data.storage import SkeletonStore
 from skelmae.data.transforms import build_transforms, is_planar
 from skelmae.engine.checkpoint import load_checkpoint
@@ -101,6 +109,10 @@ class SkeletonModel:
         self.classes: list[str] = list(data["classes"])
         self.window = int(data["window"])
         self.modality = str(data.get("modality", "joint"))
+        try:
+            self.preprocessing = Preprocessing.from_dict(data.get("preprocessing"))  # older checkpoints: unknown
+        except PreprocessingError as exc:
+            raise CheckpointError(f"{source}: data.preprocessing: {exc}") from exc
         self.transform = build_transforms(
             self.layout, self.window, train=False, test_crop=data["test_crop"], min_crop=data["min_crop"],
             planar=is_planar(self.channels), modality=self.modality, align_view=bool(data.get("align_view", False)),
@@ -136,20 +148,34 @@ class SkeletonModel:
             raise DataFormatError(source, "layout", f"holds {layout} skeletons", self.expects())
 
     # -- preprocessing ----------------------------------------------------------------
-    def preprocess(self, sequence: np.ndarray, source: str = "input") -> torch.Tensor:
-        """A raw (T, V, C) or (T, M, V, C) sequence -> the model input (C, window, V, M)."""
+    def preprocess(self, sequence: np.ndarray, source: str = "input", raw: bool = True) -> torch.Tensor:
+        """A (T, V, C) or (T, M, V, C) sequence -> the model input (C, window, V, M).
+
+        ``raw``: first apply the dataset's recorded import preprocessing
+        (:meth:`Preprocessing.apply <skelmae.data.preprocessing.Preprocessing.apply>`), which
+        leaves a clip already in the dataset's coordinates unchanged; 2D image normalisation
+        is skipped for a clip whose x, y already lie within +-1.5, so it is never applied twice.
+        """
         arr = np.asarray(sequence)
         if arr.ndim == 3:
             arr = arr[:, None]
-        if arr.ndim == 4 and arr.shape[1] > self.num_persons and not np.any(arr[:, self.num_persons :]):
-            arr = arr[:, : self.num_persons]  # empty person slots beyond the model's (e.g. NTU's second actor)
         v, c = self.layout.num_joints, len(self.channels)
-        if arr.ndim != 4 or arr.shape[0] == 0 or arr.shape[2:] != (v, c) or arr.shape[1] > self.num_persons:
-            raise DataFormatError(
-                source, "shape", f"an array of shape {tuple(np.shape(sequence))} does not fit the model", self.expects()
-            )
+        wrong_shape = DataFormatError(
+            source, "shape", f"an array of shape {tuple(np.shape(sequence))} does not fit the model", self.expects()
+        )
+        if arr.ndim != 4 or arr.shape[0] == 0 or arr.shape[2:] != (v, c):
+            raise wrong_shape
         if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():
             raise DataFormatError(source, "values", "non-numeric, NaN or infinite values", "finite numbers")
+        if raw:
+            try:
+                arr = self.preprocessing.apply(arr)
+            except PreprocessingError as exc:
+                raise DataFormatError(source, "preprocessing", str(exc), self.preprocessing.describe()) from exc
+        if arr.shape[1] > self.num_persons and not np.any(arr[:, self.num_persons :]):
+            arr = arr[:, : self.num_persons]  # empty person slots beyond the model's (e.g. NTU's second actor)
+        if arr.shape[1] > self.num_persons:
+            raise wrong_shape
         padded = np.zeros((arr.shape[0], self.num_persons, v, c), dtype=np.float32)
         padded[:, : arr.shape[1]] = arr
         x = self.transform(padded.transpose(3, 0, 2, 1), np.random.default_rng(0))  # test pipeline: no randomness
@@ -198,19 +224,45 @@ class SkeletonModel:
 
     def read_pose_file(self, path: str | Path, fmt: str = "auto") -> list[PoseSample]:
         """The sequences of a pose file, read with this checkpoint's dataset-preparation options
-        (persons kept, layout, NTU second-actor rule) and checked against its layout."""
+        (persons kept, layout, NTU second-actor rule; every option the dataset recorded when its
+        format reads the file) and checked against its layout.
+
+        Warns when the file names joints other than the layout's (a mismatch the shape cannot
+        show), and when clips come as given but the checkpoint does not record the dataset's
+        preprocessing."""
         preparation = self.data.get("preparation") or {}
         samples = read_pose_file(
-            path, fmt, max_persons=self.num_persons, layout=self.layout,
+            path, fmt, preparation=preparation, max_persons=self.num_persons, layout=self.layout,
             second_actor=preparation.get("second_actor", "zeros"),
         )
         for sample in samples:
             if sample.layout is not None:
                 self.check_layout(sample.layout, str(path))
+            if sample.joint_names is not None and tuple(sample.joint_names) != self.layout.joint_names:
+                warnings.warn(self._joint_mismatch(sample.joint_names, str(path)), stacklevel=2)
+        if not self.preprocessing.known and any(not sample.preprocessed for sample in samples):
+            warnings.warn(
+                f"{path}: {self.source} does not know how its dataset's coordinates were preprocessed "
+                f"({self.preprocessing.describe()}), so the clip is taken as given: it must already be in the "
+                "dataset's coordinates (e.g. centred as the dataset was)", stacklevel=2,
+            )
         return samples
 
-    def reconstruct(self, sequence: np.ndarray, seed: int = 0) -> Reconstruction:
-        """Masks and reconstructs one raw sequence with the MAE (see ``skelmae.viz.reconstruct``)."""
+    def _joint_mismatch(self, joint_names: Sequence[str], source: str) -> str:
+        expected = self.layout.joint_names
+        if len(joint_names) != len(expected):
+            difference = f"{len(joint_names)} joints, not {len(expected)}"
+        else:
+            index = next(i for i, (a, b) in enumerate(zip(joint_names, expected)) if a != b)
+            difference = f"joint {index} is {joint_names[index]!r}, not {expected[index]!r}"
+        return (
+            f"{source}: the file names joints other than the checkpoint's layout {self.layout.name} ({difference}); "
+            "predictions on joints in another order are meaningless"
+        )
+
+    def reconstruct(self, sequence: np.ndarray, seed: int = 0, raw: bool = True) -> Reconstruction:
+        """Masks and reconstructs one sequence with the MAE (see ``skelmae.viz.reconstruct``;
+        ``raw`` as in :meth:`preprocess`)."""
         if self.mae is None:
             raise SkelmaeError(f"{self.source}: reconstruction needs a pre-training (MAE) checkpoint, this is a {self.kind!r} one")
         if not isinstance(self.mae, SkeletonMAE):
@@ -220,7 +272,7 @@ class SkeletonModel:
                 f"{self.source}: the MAE was trained on the {self.modality!r} modality; reconstructions can be drawn "
                 "as skeletons only for the 'joint' modality"
             )
-        x = self.preprocess(sequence)[None].to(self.device)
+        x = self.preprocess(sequence, raw=raw)[None].to(self.device)
         score = self.channels.index("score") if "score" in self.channels else None
         return reconstruct(self.mae, x, torch.Generator(device=self.device).manual_seed(seed), score_channel=score)
 
@@ -243,8 +295,10 @@ def load(checkpoint: str | Path, device: str | torch.device = "cpu") -> Skeleton
 # -- the commands predict, embed and visualize -------------------------------------------
 def predict_files(model: SkeletonModel, files: Sequence[str | Path], fmt: str = "auto", top_k: int = 5) -> list[dict[str, Any]]:
     """Top-``top_k`` classes of every sequence in every pose file: one result dict per
-    sequence (``file``, ``sample``, ``label``, ``top``), or ``{"file", "error"}`` for a file
-    that cannot be read or does not fit the model, so one bad file does not stop the rest."""
+    sequence (``file``, ``sample``, ``label``, ``top``, and ``warnings`` when reading the file
+    warned), or ``{"file", "error"}`` for a file that cannot be read or does not fit the
+    model, so one bad file does not stop the rest. Warnings are also issued again as Python
+    warnings, so that the command line shows them."""
     if model.classifier is None:
         raise SkelmaeError(
             f"{model.source}: a pre-training checkpoint has no classifier head; use a linear-probe or fine-tuned checkpoint"
@@ -252,13 +306,21 @@ def predict_files(model: SkeletonModel, files: Sequence[str | Path], fmt: str = 
     results: list[dict[str, Any]] = []
     for path in files:
         try:
-            samples = model.read_pose_file(path, fmt)
-            batch = [model.preprocess(s.sequence, str(path) if len(samples) == 1 else f"{path} [{s.name}]") for s in samples]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                samples = model.read_pose_file(path, fmt)
+            for warning in caught:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            batch = [
+                model.preprocess(s.sequence, str(path) if len(samples) == 1 else f"{path} [{s.name}]", raw=not s.preprocessed)
+                for s in samples
+            ]
             predictions = model.predict(torch.stack(batch))
         except SkelmaeError as exc:
             results.append({"file": str(path), "error": str(exc)})
             continue
-        results.extend({"file": str(path), "sample": s.name, **p.to_dict(top_k)} for s, p in zip(samples, predictions))
+        notes = {"warnings": [str(w.message) for w in caught]} if caught else {}
+        results.extend({"file": str(path), "sample": s.name, **p.to_dict(top_k), **notes} for s, p in zip(samples, predictions))
     return results
 
 
@@ -317,13 +379,13 @@ def visualize_reconstruction(
     if data is not None:
         store = SkeletonStore(data)
         i = store.pick(index, split, name)
-        sequence, title = store.sequence(i), store.title(i)
+        sequence, title, raw = store.sequence(i), store.title(i), False
     else:
         samples = model.read_pose_file(file, fmt)
         if not 0 <= index < len(samples):
             raise SkelmaeError(f"{file}: holds {len(samples)} sequence(s); index {index} is outside")
-        sequence, title = samples[index].sequence, samples[index].name
-    rec = model.reconstruct(sequence, seed=seed)
+        sequence, title, raw = samples[index].sequence, samples[index].name, not samples[index].preprocessed
+    rec = model.reconstruct(sequence, seed=seed, raw=raw)
     return render_reconstruction(
         model.mae, rec, model.layout, model.channels, out, title, camera, fps=fps, sheet_frames=sheet_frames, stride=stride,
     )

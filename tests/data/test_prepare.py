@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from skelmae.data.layouts import get_layout
 from skelmae.data.prepare import ImportPlan, Loaded, Sample, prepare, report_path, run_import
 from skelmae.data.storage import DatasetWriter, SkeletonStore
 from skelmae.errors import DataFormatError, SkelmaeError
@@ -180,3 +181,99 @@ def test_export_names_a_bad_output_path(tmp_path):
     with pytest.raises(SkelmaeError, match="is a file, so it cannot hold"):
         export_pyskl(out, tmp_path / "file" / "data.pkl")
     assert export_npz(out, tmp_path / "new" / "deeper" / "data.npz", progress=False).is_file()
+
+
+def test_manifest_records_the_preprocessing_and_every_option(ucla_raw, tmp_path):
+    from skelmae.data.preprocessing import Preprocessing
+
+    store = SkeletonStore(prepare("nw-ucla", ucla_raw, tmp_path / "ucla", workers=1, progress=False).out)
+    assert store.preprocessing.centre == "first_frame" and store.preprocessing.centre_joint == "spine"
+    assert store.preprocessing.persons == 1 and store.manifest["source"]["options"] == {}
+    pyskl = _prepare_pyskl_3d(tmp_path, max_persons=1, layout="ntu25", class_names=_class_file(tmp_path))
+    manifest = json.loads((pyskl / "manifest.json").read_text())
+    assert manifest["source"]["options"] == {
+        "max_persons": 1, "label_base": "auto", "layout": "ntu25", "class_names": str(tmp_path / "classes.txt"),
+    }
+    assert Preprocessing.from_dict(manifest["preprocessing"]) == Preprocessing.centred(get_layout("ntu25"), persons=1)
+    assert SkeletonStore(run_import(_tiny_plan([0], _interrupting_load), tmp_path / "plan", progress=False).out
+                         ).preprocessing == Preprocessing()  # a plan that says nothing did nothing
+
+
+def _class_file(tmp_path):
+    (tmp_path / "classes.txt").write_text("".join(f"action {i}\n" for i in range(5)))
+    return tmp_path / "classes.txt"
+
+
+def _prepare_pyskl_3d(tmp_path, **options):
+    import pickle
+
+    rng = np.random.default_rng(0)
+    anns = [{"frame_dir": f"clip{i}", "label": i, "keypoint": rng.normal(size=(2, 6, 25, 3)).astype(np.float32)}
+            for i in range(3)]
+    (tmp_path / "anns.pkl").write_bytes(pickle.dumps({"split": {"train": ["clip0", "clip1", "clip2"]}, "annotations": anns}))
+    return prepare("pyskl", tmp_path / "anns.pkl", tmp_path / "pyskl", progress=False, **options).out
+
+
+def test_options_become_json_values():
+    from dataclasses import dataclass, field
+    from pathlib import Path
+
+    from skelmae.data.formats.base import options_to_json
+    from skelmae.data.layouts import SkeletonLayout
+
+    custom = SkeletonLayout("pair", ("a", "b"), (0, 0), {"all": (0, 1)})
+
+    @dataclass(frozen=True)
+    class Options:
+        path: Path = Path("/data/classes.txt")
+        columns: tuple[str, ...] = ("x", "y")
+        layout: object = field(default_factory=lambda: get_layout("coco17"))
+        rig: object = custom
+        nested: dict = field(default_factory=lambda: {"sizes": (1, 2)})
+
+    record = options_to_json(Options())
+    assert record == {"path": "/data/classes.txt", "columns": ["x", "y"], "layout": "coco17", "rig": custom.to_dict(),
+                      "nested": {"sizes": [1, 2]}}
+    assert json.loads(json.dumps(record)) == record and options_to_json(None) == {}
+
+
+def _centred_rows(n, duplicate_one_person):
+    """(n, 300, 150) NTU rows centred like SGN's output: spine_mid of person 1 at 0 in its first frame."""
+    rng = np.random.default_rng(2)
+    x = np.zeros((n, 300, 2, 25, 3), np.float32)
+    for i in range(n):
+        x[i, :40] = rng.normal(size=(40, 2, 25, 3))
+        x[i, :40] -= x[i, 0, 0, 1]
+        if i % 2:
+            x[i, :40, 1] = x[i, :40, 0] if duplicate_one_person else 0
+    return x.reshape(n, 300, 150)
+
+
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_npz_producer_centring_is_recognised(tmp_path, duplicate):
+    x = _centred_rows(4, duplicate)
+    np.savez(tmp_path / "NTU60_CS.npz", x_train=x, y_train=np.eye(60)[[0, 1, 2, 3]])
+    prepare("ctrgcn-npz", tmp_path / "NTU60_CS.npz", tmp_path / "ds", progress=False)
+    recorded = SkeletonStore(tmp_path / "ds").preprocessing
+    assert (recorded.centre, recorded.centre_joint, recorded.persons) == ("first_frame", "spine_mid", 2)
+    assert recorded.second_actor == ("duplicate" if duplicate else "zeros")
+    x[0, 0, 3] += 0.5  # spine_mid of the first row leaves the origin: not the SGN output
+    np.savez(tmp_path / "other.npz", x_train=x, y_train=np.eye(60)[[0, 1, 2, 3]])
+    other = SkeletonStore(prepare("ctrgcn-npz", tmp_path / "other.npz", tmp_path / "other", progress=False).out)
+    assert not other.preprocessing.known and "not recognised" in other.preprocessing.describe()
+
+
+def test_pyskl_2d_records_the_image_size_the_annotations_share(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(1)
+
+    def ann(i, shape):
+        return {"frame_dir": f"c{i}", "label": 0, "img_shape": shape,
+                "keypoint": rng.uniform(0, 400, (1, 5, 17, 2)).astype(np.float32),
+                "keypoint_score": np.ones((1, 5, 17), np.float32)}
+
+    for name, shapes, size in (("same", [(480, 640)] * 2, (480.0, 640.0)), ("mixed", [(480, 640), (720, 1280)], None)):
+        (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps([ann(i, s) for i, s in enumerate(shapes)]))
+        store = SkeletonStore(prepare("pyskl", tmp_path / f"{name}.pkl", tmp_path / name, progress=False).out)
+        assert store.preprocessing.normalise_2d == "image_size" and store.preprocessing.image_size == size

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from skelmae.atomic import write_text_atomic
 from skelmae.data.formats import build_format, preparable_formats
-from skelmae.data.formats.base import FormatOptionError, ImportPlan, Loaded, Sample
+from skelmae.data.formats.base import FormatOptionError, ImportPlan, Loaded, Sample, options_to_json
 from skelmae.data.layouts import get_layout
 from skelmae.data.storage import DatasetWriter, recover, sample_problem
 from skelmae.errors import DataFormatError, SkelmaeError
@@ -138,6 +138,7 @@ def run_import(
     with DatasetWriter(
         out, layout=plan.layout, channels=plan.channels, num_persons=plan.num_persons, classes=plan.classes,
         name=plan.name, source={"format": plan.format, **plan.source}, overwrite=overwrite,
+        preprocessing=plan.preprocessing,
     ) as writer:
         bar = tqdm(total=plan.total, unit=plan.unit, desc=f"preparing {plan.name}", disable=not progress)
         with bar, contextlib.closing(_results(plan, workers)) as results:
@@ -199,7 +200,10 @@ def prepare(
     **options: Any,
 ) -> ImportReport:
     """Import ``raw`` (a path or several) of the registered ``format`` with its ``options``
-    (see :mod:`skelmae.data.formats`) into the dataset folder ``out``."""
+    (see :mod:`skelmae.data.formats`) into the dataset folder ``out``.
+
+    The manifest's ``source["options"]`` records every option of the format (defaults
+    included), so that prediction reads new raw files exactly as this import read its own."""
     if format not in preparable_formats():
         raise FormatOptionError(f"unknown dataset format {format!r}; expected one of {preparable_formats()}")
     fmt = build_format(format, options)
@@ -210,6 +214,8 @@ def prepare(
         if not path.exists():
             raise DataFormatError(path, None, "does not exist", f"the raw {format} data")
     recovered = recover(out)
-    report = run_import(fmt.plan(paths), out, workers=workers, on_error=on_error, overwrite=overwrite, progress=progress)
+    plan = fmt.plan(paths)
+    plan.source["options"] = options_to_json(fmt.options)
+    report = run_import(plan, out, workers=workers, on_error=on_error, overwrite=overwrite, progress=progress)
     report.notes[:0] = recovered
     return report

@@ -2,7 +2,8 @@
 
 Layout of a dataset folder (format version 1)::
 
-    manifest.json        layout, channels, persons, classes, splits, per-file sha256, source
+    manifest.json        layout, channels, persons, classes, splits, per-file sha256, source,
+                         preprocessing (what the import did to the coordinates)
     frames.npy           float32/float16 (F, M, V, C): all sequences' frames, concatenated
     offsets.npy          int64 (N + 1,): sample i is frames[offsets[i]:offsets[i + 1]]
     labels.npy           int64 (N,): class index, -1 for unlabelled samples
@@ -43,6 +44,7 @@ import numpy as np
 
 from skelmae.atomic import write_text_atomic
 from skelmae.data.layouts import LayoutError, SkeletonLayout, get_layout
+from skelmae.data.preprocessing import Preprocessing, PreprocessingError
 from skelmae.errors import DataFormatError, SkelmaeError
 
 FORMAT_NAME = "skelmae-dataset"
@@ -150,7 +152,8 @@ class DatasetWriter:
 
     Sequences are (T, M, V, C) arrays. On an exception nothing is written to ``out``;
     an existing ``out`` is replaced only with ``overwrite=True`` and only once the new
-    dataset is complete.
+    dataset is complete. ``preprocessing`` records what was done to the coordinates before
+    :meth:`add` (default: nothing), so that prediction can do the same to raw clips.
     """
 
     def __init__(
@@ -164,6 +167,7 @@ class DatasetWriter:
         source: Mapping[str, Any] | None = None,
         dtype: str = "float32",
         overwrite: bool = False,
+        preprocessing: Preprocessing = Preprocessing(),
     ):
         self.out_dir = Path(out_dir)
         if self.out_dir.exists() and not overwrite:
@@ -176,6 +180,7 @@ class DatasetWriter:
         self.classes = list(classes)
         self.name = name or self.out_dir.name
         self.source = dict(source or {})
+        self.preprocessing = preprocessing
         self.dtype = dtype
         self.overwrite = overwrite
         self._tmp = self.out_dir.parent / f".{self.out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -281,6 +286,7 @@ class DatasetWriter:
             "splits": {k: {"file": f"splits/{k}.npy", "count": int(v.size)} for k, v in self._splits.items()},
             "meta_fields": sorted(self._meta),
             "source": self.source,
+            "preprocessing": self.preprocessing.to_dict(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "files": {f: {"sha256": file_sha256(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files},
         }
@@ -372,6 +378,10 @@ class SkeletonStore:
         self.channels: list[str] = list(m["channels"])
         self.num_persons = int(m["num_persons"])
         self.classes: list[str] = list(m["classes"])
+        try:
+            self.preprocessing = Preprocessing.from_dict(m.get("preprocessing"))  # older manifests: unknown
+        except PreprocessingError as exc:
+            raise DataFormatError(self.root / "manifest.json", "field 'preprocessing'", str(exc)) from exc
         self.offsets = self._load_array("offsets.npy", (m["num_samples"] + 1,), np.int64)
         self.labels = self._load_array("labels.npy", (m["num_samples"],), np.int64)
         self._check_index_arrays()

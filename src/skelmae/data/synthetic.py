@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from skelmae.data.layouts import get_layout
+from skelmae.data.preprocessing import Preprocessing
 from skelmae.data.storage import DatasetWriter
 
 __all__ = ["SynthConfig", "CLASSES", "generate", "write_synthetic", "source_config"]
@@ -391,7 +392,7 @@ def write_synthetic(out_dir: str | Path, cfg: SynthConfig | None = None, overwri
     train, test = [], []
     with DatasetWriter(
         out_dir, layout=LAYOUT, channels=["x", "y", "z"], num_persons=2, classes=CLASSES,
-        name="synthetic", overwrite=overwrite,
+        name="synthetic", overwrite=overwrite, preprocessing=Preprocessing.centred(get_layout(LAYOUT)),
         source={"generator": "skelmae.data.synthetic", "config": source_config(cfg)},
     ) as writer:
         for seq, label, name, meta in tqdm(generate(cfg), total=total, desc="synthesising", disable=not progress):

@@ -113,6 +113,7 @@ def data_description(store: SkeletonStore, data: DataConfig) -> dict[str, Any]:
         "align_view": data.align_view,
         "dataset": store.manifest.get("name"),
         "preparation": store.manifest.get("source", {}),  # import options (e.g. NTU second actor) for new raw files
+        "preprocessing": store.preprocessing.to_dict(),  # what the import did to the coordinates, for raw clips
         "manifest_sha256": store.manifest_hash(),
         "root": str(store.root),
     }

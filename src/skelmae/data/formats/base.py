@@ -7,8 +7,14 @@ class implements one or both of:
 - ``plan(raw) -> ImportPlan``: how ``skelmae data prepare`` imports the raw data: dataset
   facts plus work items and a picklable ``load`` turning one item into samples
   (:mod:`skelmae.data.prepare` runs the plan);
-- ``read(path) -> list[PoseSample]``: the clips of one file, for ``skelmae predict``, with
-  ``suffixes`` to choose the format by file name.
+- ``read(path) -> list[PoseSample]``: the clips of one file (or folder, with ``folders``),
+  for ``skelmae predict``, with ``suffixes`` and ``recognises`` to choose the format by file
+  name and content.
+
+A plan records what its import does to the coordinates as a
+:class:`~skelmae.data.preprocessing.Preprocessing` (``ImportPlan.preprocessing``, written to
+the manifest); a reader whose clips still lack those steps returns them with
+``PoseSample.preprocessed=False``, so that prediction applies the dataset's record.
 
 A new format is therefore one module: :func:`skelmae.data.prepare.prepare`,
 :func:`read_pose_file` and the command line list and accept it from here.
@@ -19,18 +25,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, ClassVar
 
 import numpy as np
 
-from skelmae.data.layouts import SkeletonLayout
+from skelmae.data.layouts import SkeletonLayout, available_layouts, get_layout
+from skelmae.data.preprocessing import Preprocessing
 from skelmae.errors import DataFormatError, SkelmaeError
 from skelmae.registry import Registry
 
 __all__ = [
     "Sample", "Loaded", "ImportPlan", "PoseSample", "FormatOptionError", "DatasetFormat", "FORMATS",
-    "preparable_formats", "readable_formats", "option_names", "option_help", "build_format", "read_pose_file",
+    "preparable_formats", "readable_formats", "option_names", "option_help", "options_to_json", "build_format",
+    "read_pose_file",
 ]
 
 
@@ -68,15 +76,24 @@ class ImportPlan:
     parallel: bool = True
     unit: str = "file"
     notes: list[str] = field(default_factory=list)  # facts worth telling the user (files excluded, ...)
+    preprocessing: Preprocessing = Preprocessing()  # what ``load`` does to the coordinates (default: nothing)
 
 
 @dataclass
 class PoseSample:
-    """One sequence read from a pose file; ``layout`` is the reader's layout name, if it knows it."""
+    """One sequence read from a pose file.
+
+    ``layout`` is the reader's layout name and ``joint_names`` the joints the file names (a
+    CSV header), when the reader knows them. ``preprocessed``: the sequence is what ``data
+    prepare`` would store; False for a reader that returns coordinates as given (``.npy``),
+    whose clips then get the dataset's recorded preprocessing at prediction.
+    """
 
     name: str
     sequence: np.ndarray
     layout: str | None = None
+    preprocessed: bool = True
+    joint_names: tuple[str, ...] | None = None
 
 
 class FormatOptionError(SkelmaeError, ValueError):
@@ -90,9 +107,18 @@ class DatasetFormat:
     suffixes: ClassVar[tuple[str, ...]] = ()  # lower-case suffixes of the files ``read`` takes
     pose_file: ClassVar[str] = ""  # such a file in words, for help texts
     unsafe: ClassVar[str] = ""  # why reading runs code (pickles): then a file is read only when the format is named
+    folders: ClassVar[bool] = False  # ``read`` also takes a folder (e.g. one JSON file per frame)
 
     def __init__(self, options: Any = None):
         self.options = options
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        """Whether ``path`` looks like this format's input by its content (a cheap look at the
+        start of a file, or at a folder's file names; never an error). ``--format auto`` asks
+        every format before the suffix decides, so formats sharing a suffix (the JSON of
+        NW-UCLA and of pose estimators) or reading folders are told apart without ``--format``."""
+        return False
 
 
 FORMATS: Registry[DatasetFormat] = Registry("dataset format")
@@ -122,6 +148,36 @@ def option_help(option: str) -> str:
     return f"{'/'.join(entry.name for entry in takers)}: {text}"
 
 
+def options_to_json(options: Any) -> dict[str, Any]:
+    """A format's options dataclass as JSON values (the manifest's ``source["options"]``):
+    paths as strings, tuples as lists, a layout by its registered name (else as its dict),
+    so that prediction can build the same options from the record."""
+    if options is None:
+        return {}
+    return {f.name: _json_value(getattr(options, f.name)) for f in dataclasses.fields(options)}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, SkeletonLayout):
+        registered = value.name in available_layouts() and get_layout(value.name) == value
+        return value.name if registered else value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return options_to_json(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(_json_value(item) for item in value)
+    if isinstance(value, (tuple, list)):
+        return [_json_value(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)  # any other value by its text, so that the manifest stays JSON
+
+
 def build_format(name: str, options: Mapping[str, Any] | None = None) -> DatasetFormat:
     """The registered format ``name`` with ``options``; an option it does not take is an
     error that lists those it takes (the options dataclass checks the values)."""
@@ -134,7 +190,15 @@ def build_format(name: str, options: Mapping[str, Any] | None = None) -> Dataset
 
 
 def _format_of(path: Path) -> str:
-    """The readable format a file's suffix names; pickles and unknown suffixes are errors."""
+    """The readable format that recognises the file or folder by its content, else the one its
+    suffix names; pickles and unknown suffixes are errors."""
+    for name in readable_formats():
+        cls = FORMATS.get(name).cls
+        if not cls.unsafe and cls.recognises(path):
+            return name
+    if path.is_dir():
+        folder_formats = " or ".join(f"--format {name}" for name in readable_formats() if FORMATS.get(name).cls.folders)
+        raise DataFormatError(path, None, "is a folder that no pose format recognises", folder_formats or "a pose file")
     by_suffix: dict[str, str] = {}
     for name in readable_formats():
         for suffix in FORMATS.get(name).cls.suffixes:
@@ -150,13 +214,18 @@ def _format_of(path: Path) -> str:
     return name
 
 
-def read_pose_file(path: str | Path, fmt: str = "auto", **options: Any) -> list[PoseSample]:
+def read_pose_file(
+    path: str | Path, fmt: str = "auto", *, preparation: Mapping[str, Any] | None = None, **options: Any,
+) -> list[PoseSample]:
     """The clips in one pose file, read by format ``fmt`` or (``auto``) by the format its suffix
     names; pickles are read only when their format is named, since unpickling runs code.
 
     ``options`` are dataset-preparation options as a checkpoint records them (e.g.
     ``second_actor``, ``max_persons``, ``layout``); each format uses those it takes, and
-    an option that no readable format takes is an error.
+    an option that no readable format takes is an error. ``preparation`` is a dataset's
+    ``source`` record: when the file is read by the format that prepared the dataset, the
+    options recorded there (``preparation["options"]``) apply too, below ``options``, so a
+    new file is read as the dataset's own files were.
     """
     path = Path(path)
     readable = readable_formats()
@@ -166,8 +235,12 @@ def read_pose_file(path: str | Path, fmt: str = "auto", **options: Any) -> list[
     unknown = sorted(set(options) - known)
     if unknown:
         raise FormatOptionError(f"no pose file format takes option(s) {unknown}; they take {sorted(known)}")
-    if not path.is_file():
+    if not (path.is_file() or path.is_dir()):
         raise DataFormatError(path, None, "file not found")
     name = _format_of(path) if fmt == "auto" else fmt
+    if preparation and preparation.get("format") == name:
+        options = {**(preparation.get("options") or {}), **options}
+    if path.is_dir() and not FORMATS.get(name).cls.folders:
+        raise DataFormatError(path, None, "is a folder", f"a {FORMATS.get(name).cls.pose_file or name} file")
     taken = option_names(name)
     return build_format(name, {key: value for key, value in options.items() if key in taken}).read(path)

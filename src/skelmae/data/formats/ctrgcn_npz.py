@@ -16,11 +16,19 @@ Each sample is stored up to its last non-zero frame (the padding is dropped; zer
 inside a sequence are kept); an all-zero row is left out and listed in the report. Splits
 are ``<protocol>_train`` / ``<protocol>_test``, the protocol read from the file name
 (CS/CSub/XSub -> xsub, CV/XView -> xview, CSet/XSet -> xset) unless given.
+
+The coordinates are the file producer's. Its centring is recognised from the data: when the
+first rows all have joint ``spine_mid`` of person 1 at exactly 0 in its first present frame
+(the SGN ``seq_transformation`` output of the CTR-GCN NTU files), the dataset records
+first-frame centring, and a second person identical to the first records the NTU 120
+second-actor copy; otherwise its preprocessing is recorded as unknown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import lzma
 import math
 import re
@@ -38,6 +46,8 @@ from skelmae.atomic import atomic_output
 from skelmae.data.formats import ntu
 from skelmae.data.formats.base import FORMATS, DatasetFormat, ImportPlan, Loaded, Sample
 from skelmae.data.formats.common import MAX_CLASSES, check_labels, checked_float32, read_class_names, read_npy_header
+from skelmae.data.layouts import get_layout
+from skelmae.data.preprocessing import Preprocessing
 from skelmae.errors import DataFormatError, SkelmaeError
 
 __all__ = ["read_header", "iter_rows", "protocol_from_name", "write_npz", "NpzOptions", "CtrgcnNpz"]
@@ -179,6 +189,32 @@ def _sample(item: tuple[str, int, np.ndarray, int], converters: dict[str, Callab
     return Loaded([Sample(seq, label, name, {}, (split[part],))])
 
 
+PRODUCER_ROWS = 16  # rows looked at to recognise the producer's centring
+
+
+def _producer_preprocessing(path: Path, key: str, converter: Callable[[np.ndarray], np.ndarray], persons: int) -> Preprocessing:
+    """What the file's producer did to the coordinates, as far as its first rows show it."""
+    layout = get_layout("ntu25")
+    unrecognised = Preprocessing(known=False, note="the .npz producer's, not recognised from its first rows")
+    centred = duplicated = False
+    with contextlib.closing(iter_rows(path, key)) as rows:
+        for row in itertools.islice(rows, PRODUCER_ROWS):
+            seq = converter(row)
+            present = np.flatnonzero(np.any(seq[:, 0] != 0, axis=(1, 2)))
+            if present.size == 0:
+                continue
+            if np.any(seq[present[0], 0, layout.center] != 0):
+                return unrecognised
+            centred = True
+            duplicated |= persons > 1 and np.array_equal(seq[:, 1], seq[:, 0])
+    if not centred:
+        return unrecognised
+    return Preprocessing.centred(
+        layout, persons=persons, second_actor="duplicate" if duplicated else "zeros",
+        note="by the file's producer (SGN seq_transformation); skelmae drops each row's zero padding only",
+    )
+
+
 @dataclass(frozen=True)
 class NpzOptions:
     protocol: str | None = field(default=None, metadata={"help": "split prefix (default: from the file name, e.g. xsub)"})
@@ -239,6 +275,7 @@ class CtrgcnNpz(DatasetFormat):
             items=items(), load=functools.partial(_sample, converters=converters, split=split, path=path),
             total=sum(shape[0] for shape in shapes.values()), parallel=False, unit="sample",
             notes=[f"{shapes[part][0]} {part} sample(s) -> split {split[part]}" for part in parts],
+            preprocessing=_producer_preprocessing(path, f"x_{parts[0]}", converters[parts[0]], persons[parts[0]]),
         )
 
 

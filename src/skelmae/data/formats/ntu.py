@@ -59,6 +59,7 @@ from skelmae.data.formats.common import (
     centre_on_first_frame, checked_float32, find_files, parse_int, parse_number_rows, read_text, resource_lines,
 )
 from skelmae.data.layouts import get_layout
+from skelmae.data.preprocessing import Preprocessing
 from skelmae.errors import DataFormatError
 
 __all__ = [
@@ -405,13 +406,16 @@ class _NtuSkeletons(DatasetFormat):
             split_names=[f"{p}_{part}" for p in info.protocols for part in ("train", "test")],
             source={
                 "raw": [str(p) for p in raw],
-                "preprocessing": "SGN/CTR-GCN: denoise, assign actors, centre on joint 2 of actor 1 in its first frame",
                 "second_actor": second_actor,
                 "missing_skeleton_samples_left_out": on_missing_list,
                 "complete": len(chosen) == info.available,
             },
             items=chosen, load=functools.partial(_load_item, dataset=dataset, second_actor=second_actor),
             total=len(chosen), notes=notes,
+            preprocessing=Preprocessing.centred(
+                get_layout(LAYOUT), persons=2, person_order="motion", second_actor=second_actor,
+                note="SGN/CTR-GCN: bodies denoised and assigned to actors, frames without bodies dropped",
+            ),
         )
 
 

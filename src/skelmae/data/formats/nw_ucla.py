@@ -27,6 +27,7 @@ import numpy as np
 from skelmae.data.formats.base import FORMATS, DatasetFormat, ImportPlan, Loaded, PoseSample, Sample
 from skelmae.data.formats.common import centre_on_first_frame, checked_float32, find_files, read_text, resource_lines
 from skelmae.data.layouts import get_layout
+from skelmae.data.preprocessing import Preprocessing
 from skelmae.errors import DataFormatError
 
 __all__ = ["parse_sequence", "load_sequence", "parse_name", "split_masks", "class_names", "LAYOUT", "EXPECTED_SEQUENCES",
@@ -140,10 +141,7 @@ class NwUcla(DatasetFormat):
         return ImportPlan(
             format="nw-ucla", name="nw-ucla", raw=" ".join(map(str, raw)), layout=LAYOUT, channels=["x", "y", "z"],
             num_persons=1, classes=class_names(), split_names=["xview_train", "xview_test"],
-            source={
-                "raw": [str(p) for p in raw],
-                "preprocessing": "centred on the spine joint of the first frame (CTR-GCN feeder)",
-                "complete": len(files) == EXPECTED_SEQUENCES,
-            },
+            source={"raw": [str(p) for p in raw], "complete": len(files) == EXPECTED_SEQUENCES},
             items=files, load=_load_item, total=len(files), notes=notes,
+            preprocessing=Preprocessing.centred(get_layout(LAYOUT), persons=1, note="the CTR-GCN feeder's first step (its min-max scaling is not stored)"),
         )

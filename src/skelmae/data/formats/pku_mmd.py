@@ -35,6 +35,7 @@ from skelmae.data.formats.common import (
     centre_on_first_frame, checked_float32, parse_number_rows, read_text, resource_lines,
 )
 from skelmae.data.layouts import get_layout
+from skelmae.data.preprocessing import Preprocessing
 from skelmae.errors import DataFormatError
 
 __all__ = ["parse_skeleton", "parse_labels", "parse_split", "load_instances", "class_names", "PkuMmdOptions", "PkuMmd"]
@@ -200,15 +201,14 @@ class PkuMmd(DatasetFormat):
             notes.append(f"{len(skeletons) - len(videos)} skeleton file(s) without a label file ignored")
         if unlisted:
             notes.append(f"{unlisted} video(s) missing from a split file (left out of that protocol's splits)")
+        steps = {"persons": 2, "note": "instances = frames [start, end) of each labelled video"}
         return ImportPlan(
             format="pku-mmd", name=f"pku-mmd-v{phase}", raw=" ".join(map(str, raw)), layout=LAYOUT,
             channels=["x", "y", "z"], num_persons=2, classes=class_names(),
             split_names=[f"{p}_{part}" for p in protocols for part in ("train", "test")],
             source={
-                "raw": [str(p) for p in raw], "phase": phase, "videos": len(videos),
-                "preprocessing": "instances = frames [start, end) of each labelled video; "
-                + ("centred on joint 2 of body 1 in its first frame" if center else "camera coordinates, not centred"),
-                "center": center,
+                "raw": [str(p) for p in raw], "phase": phase, "videos": len(videos), "center": center,
             },
             items=items, load=functools.partial(_load_item, center=center), total=len(items), unit="video", notes=notes,
+            preprocessing=Preprocessing.centred(get_layout(LAYOUT), **steps) if center else Preprocessing(**steps),
         )

@@ -56,6 +56,7 @@ from skelmae.data.formats.common import (
     COORDINATE_LIMIT, MAX_CLASSES, centre_on_first_frame, check_labels, checked_float32, read_class_names,
 )
 from skelmae.data.layouts import LayoutError, SkeletonLayout, get_layout
+from skelmae.data.preprocessing import Preprocessing
 from skelmae.errors import DataFormatError, SkelmaeError
 
 __all__ = ["load_pickle", "unpickle_arrays", "annotation_to_sequence", "LAYOUT_BY_JOINTS", "PysklOptions", "Pyskl"]
@@ -296,6 +297,18 @@ def _annotations(content: Any, path: Path) -> list[dict[str, Any]]:
     return content
 
 
+def _common_image_size(annotations: list, path: Path) -> tuple[float, float] | None:
+    """The (h, w) that every annotation shares, or None where they differ: each clip was then
+    normalised by its own size, which a prediction input must bring along."""
+    sizes = set()
+    for i, ann in enumerate(annotations):
+        try:
+            sizes.add(_img_shape(ann, path, f"annotations[{i}]"))
+        except DataFormatError:  # refused when that annotation is converted
+            continue
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 @dataclass(frozen=True)
 class PysklOptions:
     max_persons: int = field(default=2, metadata={"help": "persons kept per sample (default 2)"})
@@ -372,19 +385,21 @@ class Pyskl(DatasetFormat):
         notes = [f"{len(annotations)} annotation(s), labels {base}-based, layout {layout_name}, channels {', '.join(channels)}"]
         if unmatched:
             notes.append(f"{unmatched} split entr(y/ies) name no annotation (ignored, as PYSKL does)")
-        normalisation = (
-            "2D: (x - w/2) / (w/2), (y - h/2) / (h/2) with (h, w) = img_shape (PYSKL PreNormalize2D); "
-            "undetected keypoints (0, 0, score 0) stay 0"
-            if channels == CHANNELS_2D else "3D: centred on the layout's centre joint of person 1 in its first present frame"
-        )
+        if channels == CHANNELS_2D:
+            preprocessing = Preprocessing(
+                normalise_2d="image_size", image_size=_common_image_size(annotations, path), persons=max_persons,
+                note="PYSKL PreNormalize2D, undetected keypoints (0, 0, score 0) kept at 0",
+            )
+        else:
+            preprocessing = Preprocessing.centred(get_layout(layout or layout_name), persons=max_persons)
         return ImportPlan(
             format="pyskl", name=path.stem, raw=str(path), layout=layout_name, channels=channels,
             num_persons=max_persons, classes=classes, split_names=list(content["split"]),
-            source={"raw": str(path), "label_base": base, "normalisation": normalisation, "max_persons": max_persons},
+            source={"raw": str(path), "label_base": base, "max_persons": max_persons},
             items=list(enumerate(annotations)),
             load=functools.partial(
                 _convert, path=path, num_persons=max_persons, layout=layout_name, channels=channels, base=base,
                 memberships={k: tuple(v) for k, v in memberships.items()}, ntu_names=ntu_names,
             ),
-            total=len(annotations), parallel=False, unit="annotation", notes=notes,
+            total=len(annotations), parallel=False, unit="annotation", notes=notes, preprocessing=preprocessing,
         )
