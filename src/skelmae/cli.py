@@ -114,12 +114,14 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="output folder (default: beside the checkpoint)"),
     batch_size: int = typer.Option(128),
     device: str = typer.Option("auto"),
+    keys: Optional[list[str]] = typer.Argument(None, help="data.root=DIR and data.test_split=NAME: the same as --data, --split"),
 ) -> None:
     """Top-1, top-5, mean-class accuracy and the confusion matrix (PNG + CSV) of a classifier."""
-    from skelmae.protocols.evaluate import run_evaluate
+    from skelmae.protocols.evaluate import data_and_split, run_evaluate
     from skelmae.viz.callbacks import run_plots
 
-    result = run_evaluate(str(checkpoint), str(data) if data else None, split, str(out) if out else None,
+    data_root, split = data_and_split(str(data) if data else None, split, keys or [])
+    result = run_evaluate(str(checkpoint), data_root, split, str(out) if out else None,
                           device=device, batch_size=batch_size, callbacks=run_plots())
     console.print_json(json.dumps(result))
 
@@ -215,13 +217,25 @@ def data_prepare(
     layout: Optional[str] = typer.Option(None, help=option_help("layout")),
     class_names: Optional[Path] = typer.Option(None, help=option_help("class_names")),
     protocol: Optional[str] = typer.Option(None, help=option_help("protocol")),
+    name_pattern: Optional[str] = typer.Option(None, help=option_help("name_pattern")),
+    index: Optional[Path] = typer.Option(None, help=option_help("index")),
+    split: Optional[list[str]] = typer.Option(None, help=option_help("split")),
+    joints: Optional[int] = typer.Option(None, help=option_help("joints")),
+    columns: Optional[str] = typer.Option(None, help=option_help("columns")),
+    rows: Optional[str] = typer.Option(None, help=option_help("rows")),
+    key: Optional[str] = typer.Option(None, help=option_help("key")),
+    image_size: Optional[str] = typer.Option(None, help=option_help("image_size")),
+    min_score: Optional[float] = typer.Option(None, help=option_help("min_score")),
+    coordinates: Optional[str] = typer.Option(None, help=option_help("coordinates")),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     from skelmae.data.prepare import prepare
 
     options = {
         "second_actor": second_actor, "center": center, "max_persons": max_persons, "label_base": label_base,
-        "layout": layout, "class_names": class_names, "protocol": protocol,
+        "layout": layout, "class_names": class_names, "protocol": protocol, "name_pattern": name_pattern,
+        "index": index, "split": split or None, "joints": joints, "columns": columns, "rows": rows, "key": key,
+        "image_size": image_size, "min_score": min_score, "coordinates": coordinates,
     }
     report = prepare(
         format, raw, out, workers=workers, on_error=on_error, overwrite=overwrite, progress=progress,
@@ -402,9 +416,16 @@ def predict(
     A file that cannot be read is reported and the others are still predicted; the exit
     status is then 2.
     """
+    import warnings
+
     from skelmae.inference import load, predict_files
 
-    results = predict_files(load(checkpoint, device), files, fmt, top_k)
+    with warnings.catch_warnings():  # each result carries its warnings: printed once, below, as one line
+        warnings.simplefilter("ignore")
+        results = predict_files(load(checkpoint, device), files, fmt, top_k)
+    for r in results:
+        for warning in r.get("warnings", []):
+            err_console.print(f"[yellow]warning:[/yellow] {r['file']}: {warning}", highlight=False, soft_wrap=True)
     failed = [r for r in results if "error" in r]
     if as_json:
         typer.echo(json.dumps({"checkpoint": str(checkpoint), "results": results}, indent=2))

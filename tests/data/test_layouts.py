@@ -1,16 +1,17 @@
 import json
+import re
 
 import numpy as np
 import pytest
 
 from skelmae.data.layouts import LayoutError, SkeletonLayout, available_layouts, get_layout, load_layout_file
 
-BUILT_IN = ["ntu25", "kinect20", "coco17"]
+BUILT_IN = ["ntu25", "kinect20", "coco17", "openpose_body25", "openpose_coco18", "mediapipe33", "halpe26"]
 
 
 def test_builtin_layouts_registered():
     assert set(BUILT_IN) <= set(available_layouts())
-    assert [get_layout(n).num_joints for n in BUILT_IN] == [25, 20, 17]
+    assert [get_layout(n).num_joints for n in BUILT_IN] == [25, 20, 17, 25, 18, 33, 26]
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -124,12 +125,61 @@ def test_malformed_user_layout_has_clear_error(tmp_path, edit, message):
     assert message in str(info.value)
 
 
-def test_cycle_is_rejected():
+def test_cycle_is_rejected_naming_its_joints():
     spec = {"name": "c", "joints": ["a", "b", "c"], "parents": [None, "c", "b"], "groups": {"all": ["a", "b", "c"]}}
-    with pytest.raises(LayoutError, match="cycle"):
+    with pytest.raises(LayoutError, match="'parents' has a cycle: b -> c -> b"):
+        SkeletonLayout.from_dict(spec)
+    spec = {"name": "c", "joints": ["r", "a", "b", "c", "d"], "parents": [None, "d", "c", "a", "b"], "groups": {"all": ["r", "a", "b", "c", "d"]}}
+    with pytest.raises(LayoutError, match=r"cycle: a -> d -> b -> c -> a$"):  # the cycle alone, not the path into it
         SkeletonLayout.from_dict(spec)
 
 
 def test_unknown_layout_name():
     with pytest.raises(LayoutError, match="unknown layout 'ntu26'"):
         get_layout("ntu26")
+
+
+# keypoint orders as the estimators document them (OpenPose doc/02_output.md, MediaPipe's
+# PoseLandmark enum, the Halpe-FullBody README), in their own spelling
+OFFICIAL_ORDERS = {
+    "openpose_body25": "Nose Neck RShoulder RElbow RWrist LShoulder LElbow LWrist MidHip RHip RKnee RAnkle LHip LKnee LAnkle "
+                       "REye LEye REar LEar LBigToe LSmallToe LHeel RBigToe RSmallToe RHeel",
+    "openpose_coco18": "Nose Neck RShoulder RElbow RWrist LShoulder LElbow LWrist RHip RKnee RAnkle LHip LKnee LAnkle REye LEye REar LEar",
+    "halpe26": "Nose LEye REye LEar REar LShoulder RShoulder LElbow RElbow LWrist RWrist LHip RHip LKnee RKnee LAnkle RAnkle "
+               "Head Neck Hip LBigToe RBigToe LSmallToe RSmallToe LHeel RHeel",
+    "mediapipe33": "NOSE LEFT_EYE_INNER LEFT_EYE LEFT_EYE_OUTER RIGHT_EYE_INNER RIGHT_EYE RIGHT_EYE_OUTER LEFT_EAR RIGHT_EAR "
+                   "MOUTH_LEFT MOUTH_RIGHT LEFT_SHOULDER RIGHT_SHOULDER LEFT_ELBOW RIGHT_ELBOW LEFT_WRIST RIGHT_WRIST "
+                   "LEFT_PINKY RIGHT_PINKY LEFT_INDEX RIGHT_INDEX LEFT_THUMB RIGHT_THUMB LEFT_HIP RIGHT_HIP LEFT_KNEE "
+                   "RIGHT_KNEE LEFT_ANKLE RIGHT_ANKLE LEFT_HEEL RIGHT_HEEL LEFT_FOOT_INDEX RIGHT_FOOT_INDEX",
+}
+
+
+def _spelled(name: str) -> str:
+    """An estimator's joint name in this project's spelling: LBigToe -> left_big_toe, Hip -> hip."""
+    name = re.sub(r"^L(?=[A-Z])", "Left", re.sub(r"^R(?=[A-Z])", "Right", name)) if not name.isupper() else name
+    name = name.replace("MidHip", "Mid_Hip")
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name).lower()
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_ORDERS))
+def test_estimator_layouts_follow_the_official_keypoint_order(name):
+    assert get_layout(name).joint_names == tuple(_spelled(joint) for joint in OFFICIAL_ORDERS[name].split())
+
+
+def test_estimator_layouts_anatomy():
+    body25, coco18, halpe = get_layout("openpose_body25"), get_layout("openpose_coco18"), get_layout("halpe26")
+    for layout in (body25, coco18, halpe):
+        names = layout.joint_names
+        assert layout.joint_names[layout.root] == "neck"
+        assert names[layout.parents[names.index("left_knee")]] == "left_hip"
+        assert names[layout.parents[names.index("right_wrist")]] == "right_elbow"
+        assert [names[j] for j in layout.shoulders] == ["left_shoulder", "right_shoulder"]
+    assert [body25.joint_names[j] for j in body25.spine] == ["mid_hip", "neck"] and body25.joint_names[body25.center] == "mid_hip"
+    assert [halpe.joint_names[j] for j in halpe.spine] == ["hip", "neck"] and halpe.joint_names[halpe.center] == "hip"
+    assert halpe.joint_names[:17] == get_layout("coco17").joint_names  # Halpe-26 starts with COCO-17
+    assert coco18.spine == () and coco18.joint_names[coco18.center] == "neck"
+    mediapipe = get_layout("mediapipe33")
+    assert mediapipe.joint_names[mediapipe.center] == "left_hip" and len(mediapipe.left_right) == 16
+    names = mediapipe.joint_names
+    assert names[mediapipe.parents[names.index("left_foot_index")]] == "left_heel"
+    assert names[mediapipe.parents[names.index("right_thumb")]] == "right_wrist"

@@ -187,11 +187,12 @@ def _validate(layout: SkeletonLayout) -> None:
             f"found {len(roots)}: {[layout.joint_names[r] for r in roots]}"
         )
     for j in range(v):  # every joint must reach the root without a cycle
-        seen, k = set(), j
+        path, k = [], j
         while layout.parents[k] != k:
-            if k in seen:
-                raise LayoutError(f"{src}: 'parents' has a cycle through joint {layout.joint_names[j]!r}")
-            seen.add(k)
+            if k in path:
+                cycle = path[path.index(k):] + [k]
+                raise LayoutError(f"{src}: 'parents' has a cycle: {' -> '.join(layout.joint_names[c] for c in cycle)}")
+            path.append(k)
             k = layout.parents[k]
     covered = [j for js in layout.groups.values() for j in js]
     missing = sorted(set(range(v)) - set(covered))
@@ -325,6 +326,161 @@ COCO17 = _from_one_based_bones(
     "COCO-17 keypoints of 2D pose estimators (PYSKL pickles: FineGym, Diving48, NTU-2D); root nose.",
 )
 
+
+
+def _from_named_joints(
+    name: str,
+    joints: Sequence[tuple[str, str | None]],
+    groups: Mapping[str, Sequence[str]],
+    left_right: Sequence[tuple[str, str]],
+    center: str,
+    description: str,
+    spine: tuple[str, str] | tuple[()] = (),
+    shoulders: tuple[str, str] | tuple[()] = (),
+) -> SkeletonLayout:
+    """A built-in layout from (joint, parent) pairs in the estimator's keypoint order (the root's
+    parent is None): naming every joint keeps a long list checkable against its official order."""
+    spec = {
+        "name": name, "description": description,
+        "joints": [joint for joint, _ in joints], "parents": [parent for _, parent in joints],
+        "groups": groups, "left_right": left_right, "center": center, "spine": spine, "shoulders": shoulders,
+    }
+    return SkeletonLayout.from_dict(spec, source="<built-in>")
+
+
+def _left_right_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(left_X, right_X) for every X the joint names hold on both sides."""
+    return [(joint, joint.replace("left", "right")) for joint in names if "left" in joint and joint.replace("left", "right") in names]
+
+
+# OpenPose BODY_25 (doc/02_output.md, "Pose Output Format (BODY_25)"); bones are its limb pairs
+_BODY25_JOINTS = [
+    ("nose", "neck"), ("neck", None),
+    ("right_shoulder", "neck"), ("right_elbow", "right_shoulder"), ("right_wrist", "right_elbow"),
+    ("left_shoulder", "neck"), ("left_elbow", "left_shoulder"), ("left_wrist", "left_elbow"),
+    ("mid_hip", "neck"),
+    ("right_hip", "mid_hip"), ("right_knee", "right_hip"), ("right_ankle", "right_knee"),
+    ("left_hip", "mid_hip"), ("left_knee", "left_hip"), ("left_ankle", "left_knee"),
+    ("right_eye", "nose"), ("left_eye", "nose"), ("right_ear", "right_eye"), ("left_ear", "left_eye"),
+    ("left_big_toe", "left_ankle"), ("left_small_toe", "left_big_toe"), ("left_heel", "left_ankle"),
+    ("right_big_toe", "right_ankle"), ("right_small_toe", "right_big_toe"), ("right_heel", "right_ankle"),
+]
+OPENPOSE_BODY25 = _from_named_joints(
+    "openpose_body25",
+    _BODY25_JOINTS,
+    {
+        "head": ("nose", "right_eye", "left_eye", "right_ear", "left_ear"),
+        "torso": ("neck", "mid_hip", "right_shoulder", "left_shoulder", "right_hip", "left_hip"),
+        "left_arm": ("left_elbow", "left_wrist"),
+        "right_arm": ("right_elbow", "right_wrist"),
+        "left_leg": ("left_knee", "left_ankle", "left_big_toe", "left_small_toe", "left_heel"),
+        "right_leg": ("right_knee", "right_ankle", "right_big_toe", "right_small_toe", "right_heel"),
+    },
+    _left_right_pairs([joint for joint, _ in _BODY25_JOINTS]),
+    "mid_hip",
+    "OpenPose BODY_25: COCO-18 with mid-hip and six foot keypoints; root neck, centre mid_hip.",
+    spine=("mid_hip", "neck"),
+    shoulders=("left_shoulder", "right_shoulder"),
+)
+
+# OpenPose COCO (doc/02_output.md, "Pose Output Format (COCO)"): COCO-17 reordered, plus the neck
+_COCO18_JOINTS = [
+    ("nose", "neck"), ("neck", None),
+    ("right_shoulder", "neck"), ("right_elbow", "right_shoulder"), ("right_wrist", "right_elbow"),
+    ("left_shoulder", "neck"), ("left_elbow", "left_shoulder"), ("left_wrist", "left_elbow"),
+    ("right_hip", "neck"), ("right_knee", "right_hip"), ("right_ankle", "right_knee"),
+    ("left_hip", "neck"), ("left_knee", "left_hip"), ("left_ankle", "left_knee"),
+    ("right_eye", "nose"), ("left_eye", "nose"), ("right_ear", "right_eye"), ("left_ear", "left_eye"),
+]
+OPENPOSE_COCO18 = _from_named_joints(
+    "openpose_coco18",
+    _COCO18_JOINTS,
+    {
+        "head": ("nose", "right_eye", "left_eye", "right_ear", "left_ear"),
+        "torso": ("neck", "right_shoulder", "left_shoulder", "right_hip", "left_hip"),
+        "left_arm": ("left_elbow", "left_wrist"),
+        "right_arm": ("right_elbow", "right_wrist"),
+        "left_leg": ("left_knee", "left_ankle"),
+        "right_leg": ("right_knee", "right_ankle"),
+    },
+    _left_right_pairs([joint for joint, _ in _COCO18_JOINTS]),
+    "neck",
+    "OpenPose COCO-18 (COCO-17 with a neck, OpenPose order); root and centre neck.",
+    shoulders=("left_shoulder", "right_shoulder"),
+)
+
+# MediaPipe Pose landmarks (Pose Landmarker model card, PoseLandmark enum); the face and the
+# foot triangles of its drawing connections are broken into a tree rooted at the nose
+_MEDIAPIPE33_JOINTS = [
+    ("nose", None),
+    ("left_eye_inner", "nose"), ("left_eye", "left_eye_inner"), ("left_eye_outer", "left_eye"),
+    ("right_eye_inner", "nose"), ("right_eye", "right_eye_inner"), ("right_eye_outer", "right_eye"),
+    ("left_ear", "left_eye_outer"), ("right_ear", "right_eye_outer"),
+    ("mouth_left", "nose"), ("mouth_right", "nose"),
+    ("left_shoulder", "nose"), ("right_shoulder", "nose"),
+    ("left_elbow", "left_shoulder"), ("right_elbow", "right_shoulder"),
+    ("left_wrist", "left_elbow"), ("right_wrist", "right_elbow"),
+    ("left_pinky", "left_wrist"), ("right_pinky", "right_wrist"),
+    ("left_index", "left_wrist"), ("right_index", "right_wrist"),
+    ("left_thumb", "left_wrist"), ("right_thumb", "right_wrist"),
+    ("left_hip", "left_shoulder"), ("right_hip", "right_shoulder"),
+    ("left_knee", "left_hip"), ("right_knee", "right_hip"),
+    ("left_ankle", "left_knee"), ("right_ankle", "right_knee"),
+    ("left_heel", "left_ankle"), ("right_heel", "right_ankle"),
+    ("left_foot_index", "left_heel"), ("right_foot_index", "right_heel"),
+]
+MEDIAPIPE33 = _from_named_joints(
+    "mediapipe33",
+    _MEDIAPIPE33_JOINTS,
+    {
+        "head": tuple(joint for joint, _ in _MEDIAPIPE33_JOINTS[:11]),
+        "torso": ("left_shoulder", "right_shoulder", "left_hip", "right_hip"),
+        "left_arm": ("left_elbow", "left_wrist", "left_pinky", "left_index", "left_thumb"),
+        "right_arm": ("right_elbow", "right_wrist", "right_pinky", "right_index", "right_thumb"),
+        "left_leg": ("left_knee", "left_ankle", "left_heel", "left_foot_index"),
+        "right_leg": ("right_knee", "right_ankle", "right_heel", "right_foot_index"),
+    },
+    _left_right_pairs([joint for joint, _ in _MEDIAPIPE33_JOINTS]),
+    "left_hip",
+    "MediaPipe Pose, 33 landmarks; root nose, centre left_hip (no mid-hip landmark: MediaPipe's own "
+    "world origin is the hips' midpoint). The spine axis runs up the left side (hip -> shoulder).",
+    spine=("left_hip", "left_shoulder"),
+    shoulders=("left_shoulder", "right_shoulder"),
+)
+
+# Halpe-26 body keypoints (Halpe-FullBody README, AlphaPose's halpe_26 models); bones are
+# AlphaPose's drawing pairs, with the nose, which they leave unconnected, under the neck
+_HALPE26_JOINTS = [
+    ("nose", "neck"), ("left_eye", "nose"), ("right_eye", "nose"), ("left_ear", "left_eye"), ("right_ear", "right_eye"),
+    ("left_shoulder", "neck"), ("right_shoulder", "neck"),
+    ("left_elbow", "left_shoulder"), ("right_elbow", "right_shoulder"),
+    ("left_wrist", "left_elbow"), ("right_wrist", "right_elbow"),
+    ("left_hip", "hip"), ("right_hip", "hip"),
+    ("left_knee", "left_hip"), ("right_knee", "right_hip"),
+    ("left_ankle", "left_knee"), ("right_ankle", "right_knee"),
+    ("head", "neck"), ("neck", None), ("hip", "neck"),
+    ("left_big_toe", "left_heel"), ("right_big_toe", "right_heel"),
+    ("left_small_toe", "left_heel"), ("right_small_toe", "right_heel"),
+    ("left_heel", "left_ankle"), ("right_heel", "right_ankle"),
+]
+HALPE26 = _from_named_joints(
+    "halpe26",
+    _HALPE26_JOINTS,
+    {
+        "head": ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "head"),
+        "torso": ("neck", "hip", "left_shoulder", "right_shoulder", "left_hip", "right_hip"),
+        "left_arm": ("left_elbow", "left_wrist"),
+        "right_arm": ("right_elbow", "right_wrist"),
+        "left_leg": ("left_knee", "left_ankle", "left_big_toe", "left_small_toe", "left_heel"),
+        "right_leg": ("right_knee", "right_ankle", "right_big_toe", "right_small_toe", "right_heel"),
+    },
+    _left_right_pairs([joint for joint, _ in _HALPE26_JOINTS]),
+    "hip",
+    "Halpe-26 (AlphaPose): COCO-17 plus head, neck, hip and six foot keypoints; root neck, centre hip.",
+    spine=("hip", "neck"),
+    shoulders=("left_shoulder", "right_shoulder"),
+)
+
 _REGISTRY: dict[str, SkeletonLayout] = {}
 
 
@@ -334,7 +490,7 @@ def register_layout(layout: SkeletonLayout) -> SkeletonLayout:
     return layout
 
 
-for _layout in (NTU25, KINECT20, COCO17):
+for _layout in (NTU25, KINECT20, COCO17, OPENPOSE_BODY25, OPENPOSE_COCO18, MEDIAPIPE33, HALPE26):
     register_layout(_layout)
 
 

@@ -39,7 +39,7 @@ try:
 except ImportError:  # Windows
     resource = None
 
-IMPORTERS = ["ntu", "pku-mmd", "nw-ucla", "pyskl", "ctrgcn-npz", "npy"]
+IMPORTERS = ["ntu", "pku-mmd", "nw-ucla", "pyskl", "ctrgcn-npz", "npy", "files", "mmpose", "alphapose", "mediapipe"]
 MEMORY_GROWTH = 2**30  # bytes of peak resident size the fuzzed inputs may add
 QUICK = settings(max_examples=30, deadline=None, print_blob=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
@@ -98,9 +98,9 @@ def _prepare(fmt: str, raw: Path, out: Path, must_succeed: bool = False, **optio
     assert len(SkeletonStore(out)) >= 1
 
 
-def _read(path: Path, fmt: str) -> None:
+def _read(path: Path, fmt: str, **options) -> None:
     try:
-        samples = read_pose_file(path, fmt)
+        samples = read_pose_file(path, fmt, **options)
     except DataFormatError:
         return
     for sample in samples:
@@ -250,8 +250,9 @@ class Case:
         return "Case(...)"
 
 
-def _one_file_case(folder: Path, seeds: list[str], kept: str, fuzzed: str, formats: tuple[str, ...]) -> Case:
-    """A folder of one good file (``kept``) and one mutated seed (``fuzzed``), imported in each format."""
+def _one_file_case(folder: Path, seeds: list[str], kept: str, fuzzed: str, formats: tuple[str, ...], **options) -> Case:
+    """A folder of one good file (``kept``) and one mutated seed (``fuzzed``), imported in each format
+    with ``options``."""
     raw = folder / "raw"
     raw.mkdir()
     (raw / kept).write_text(seeds[0])
@@ -260,8 +261,8 @@ def _one_file_case(folder: Path, seeds: list[str], kept: str, fuzzed: str, forma
         path = raw / fuzzed
         path.write_bytes(data)
         for fmt in formats:
-            _prepare(fmt, raw, folder / fmt, must_succeed=True)
-            _read(path, fmt)
+            _prepare(fmt, raw, folder / fmt, must_succeed=True, **options)
+            _read(path, fmt, **options)
 
     return Case(st.sampled_from([s.encode() for s in seeds]).flatmap(mutated), run)
 
@@ -362,8 +363,39 @@ def _npy_case(folder: Path, real: Path | None) -> Case:
     return Case(inputs, run)
 
 
+def _files_case(folder: Path, real: Path | None) -> Case:
+    rows = [" ".join(f"{0.1 * j + t:.3f}" for j in (1, 2, 3)) + " 1" for t in range(3) for _ in range(20)]
+    per_frame = ["x,y,z,c", *(",".join(["0.5,1.5,2.5,1"] * 20) for _ in range(3))]
+    seeds = ["\n".join(rows) + "\n", "\n".join(per_frame) + "\n"]
+    return _one_file_case(folder, seeds, "a1_s1.txt", "a2_s2.txt", ("files",), joints=20, columns="x,y,z,c")
+
+
+def _keypoints(joints: int, step: float) -> list[float]:
+    return [round(v, 2) for j in range(joints) for v in (100 + 7 * j + step, 200 - 3 * j, 0.9)]
+
+
+def _mmpose_case(folder: Path, real: Path | None) -> Case:
+    frames = [{"frame_id": t, "instances": [{"keypoints": np.reshape(_keypoints(17, t), (17, 3))[:, :2].tolist(),
+                                              "keypoint_scores": [0.9] * 17, "bbox_score": 0.8}]} for t in range(3)]
+    seeds = [str(frames).replace("'", '"'), str({"meta_info": {}, "instance_info": frames}).replace("'", '"')]
+    return _one_file_case(folder, seeds, "walk_1.json", "walk_2.json", ("mmpose",))
+
+
+def _alphapose_case(folder: Path, real: Path | None) -> Case:
+    detections = [{"image_id": f"{t}.jpg", "category_id": 1, "keypoints": _keypoints(17, t), "score": 2.5, "idx": i}
+                  for t in range(3) for i in (1, 2)]
+    return _one_file_case(folder, [str(detections).replace("'", '"')], "walk_1.json", "walk_2.json", ("alphapose",))
+
+
+def _mediapipe_case(folder: Path, real: Path | None) -> Case:
+    header = ",".join(f"{j}_{c}" for j in range(33) for c in ("x", "y", "z", "visibility"))
+    rows = [",".join(f"{0.3 + 0.01 * j + 0.02 * t:.3f},{0.5 - 0.01 * j:.3f},0.1,0.9" for j in range(33)) for t in range(3)]
+    return _one_file_case(folder, [header + "\n" + "\n".join(rows) + "\n"], "walk_1.csv", "walk_2.csv", ("mediapipe",))
+
+
 _CASES = {"ntu": _ntu_case, "pku-mmd": _pku_case, "nw-ucla": _nw_ucla_case, "pyskl": _pyskl_case,
-          "ctrgcn-npz": _ctrgcn_case, "npy": _npy_case}
+          "ctrgcn-npz": _ctrgcn_case, "npy": _npy_case, "files": _files_case, "mmpose": _mmpose_case,
+          "alphapose": _alphapose_case, "mediapipe": _mediapipe_case}
 
 
 @pytest.fixture(scope="module")

@@ -51,8 +51,9 @@ def constant_format(monkeypatch):
 
 
 def test_listings_come_from_the_registry():
-    assert preparable_formats() == ["ntu60", "ntu120", "pku-mmd", "nw-ucla", "pyskl", "ctrgcn-npz"]
-    assert readable_formats() == ["npy", "ntu60", "ntu120", "nw-ucla", "pyskl"]
+    estimators = ["openpose", "mmpose", "mediapipe", "alphapose"]
+    assert preparable_formats() == ["ntu60", "ntu120", "pku-mmd", "nw-ucla", "pyskl", "ctrgcn-npz", "files", *estimators]
+    assert readable_formats() == ["npy", "ntu60", "ntu120", "nw-ucla", "pyskl", "files", *estimators]
     assert set(preparable_formats()) | set(readable_formats()) == set(FORMATS)
     assert option_names("ntu60") == option_names("ntu120") == ["second_actor"] and option_names("nw-ucla") == []
 
@@ -80,8 +81,8 @@ def test_unknown_formats_and_options_are_clear_errors(tmp_path):
         prepare("pyskl", tmp_path, tmp_path / "out", label_base="2")
     with pytest.raises(FormatOptionError, match="max_persons must be at least 1"):
         prepare("pyskl", tmp_path, tmp_path / "out", max_persons=0)
-    with pytest.raises(FormatOptionError, match="no pose file format takes option\\(s\\) \\['center'\\]"):
-        read_pose_file(tmp_path / "x.npy", center=True)
+    with pytest.raises(FormatOptionError, match="no pose file format takes option\\(s\\) \\['protocol'\\]"):
+        read_pose_file(tmp_path / "x.npy", protocol="xsub")
     with pytest.raises(FormatOptionError, match="no dataset format takes option 'speed'"):
         option_help("speed")
 
@@ -100,9 +101,9 @@ def test_a_registered_format_is_prepared_and_read_without_other_edits(constant_f
     assert (sample.sequence == 3.0).all()
     with pytest.raises(FormatOptionError, match=r"option 'second_actor' does not apply to format 'constant' \(it takes \['value'\]\)"):
         prepare("constant", raw, tmp_path / "other", second_actor="zeros")
-    (raw / "c.txt").write_text("")
-    with pytest.raises(DataFormatError, match=r"unknown pose file type '.txt' \(expected .npy, .skeleton, .json, .const or --format pyskl\)"):
-        read_pose_file(raw / "c.txt")
+    (raw / "c.dat").write_text("")
+    with pytest.raises(DataFormatError, match=r"unknown pose file type '.dat' \(expected .npy, .skeleton, .json, .txt, .csv, .const"):
+        read_pose_file(raw / "c.dat")
 
 
 def test_the_command_line_offers_every_format_option():
@@ -110,5 +111,5 @@ def test_the_command_line_offers_every_format_option():
     cli_options = {param.name for param in prepare_command.params}
     format_options = {option for name in preparable_formats() for option in option_names(name)}
     assert format_options <= cli_options
-    assert option_help("class_names") == "pyskl/ctrgcn-npz: text file with one class name per line"
+    assert option_help("class_names") == "pyskl/ctrgcn-npz/files/openpose/mmpose/mediapipe/alphapose: text file with one class name per line"
     assert " | ".join(preparable_formats()) in prepare_command.params[0].help

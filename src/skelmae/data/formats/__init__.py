@@ -11,6 +11,7 @@ from skelmae.data.formats.base import (
 
 # importing a format module registers it; this order is the order of every listing
 from skelmae.data.formats import npy, ntu, pku_mmd, nw_ucla, pyskl, ctrgcn_npz  # noqa: E402, F401, I001
+from skelmae.data.formats import files, openpose, mmpose, mediapipe, alphapose  # noqa: E402, F401, I001
 
 __all__ = [
     "FORMATS", "DatasetFormat", "FormatOptionError", "PoseSample", "build_format", "option_help", "option_names",
