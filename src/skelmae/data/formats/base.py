@@ -140,12 +140,16 @@ def option_names(name: str) -> list[str]:
 
 
 def option_help(option: str) -> str:
-    """``"<formats taking it>: <help>"`` of a preparation option, for the command line."""
+    """``"<formats taking it>: <help>"`` of a preparation option, for the command line; formats
+    whose help differs (another default) get their own part, joined by ``;``."""
     takers = [entry for entry in FORMATS.entries() if option in option_names(entry.name)]
     if not takers:
         raise FormatOptionError(f"no dataset format takes option {option!r}")
-    text = next(f.metadata.get("help", "") for f in dataclasses.fields(takers[0].config) if f.name == option)
-    return f"{'/'.join(entry.name for entry in takers)}: {text}"
+    by_text: dict[str, list[str]] = {}
+    for entry in takers:
+        text = next(f.metadata.get("help", "") for f in dataclasses.fields(entry.config) if f.name == option)
+        by_text.setdefault(text, []).append(entry.name)
+    return "; ".join(f"{'/'.join(names)}: {text}" for text, names in by_text.items())
 
 
 def options_to_json(options: Any) -> dict[str, Any]:

@@ -225,8 +225,8 @@ class SequenceFileOptions:
         default=(), metadata={"help": "NAME:RULE, repeatable: 'xsub_train:subject % 2 == 1', 'test:subject in [1, 2]', 'val:@names.txt'"},
     )
     label_base: str = field(default="auto", metadata={"help": "auto (default), 0 or 1"})
-    max_persons: int = field(default=2, metadata={"help": "persons kept per sample (default 2; files: persons per frame, default 1)"})
-    center: bool = field(default=True, metadata={"help": "centre 3D sequences on the layout's centre joint of the first frame"})
+    max_persons: int = field(default=2, metadata={"help": "persons kept per sample (default 2)"})
+    center: bool = field(default=True, metadata={"help": "centre 3D sequences on the layout's centre joint of the first frame (default: yes)"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "split", _tuple_of_strings(self.split))
@@ -253,16 +253,16 @@ class SequenceFileOptions:
 
 @dataclass(frozen=True)
 class FilesOptions(SequenceFileOptions):
-    max_persons: int = field(default=1, metadata={"help": "persons kept per sample (default 2; files: persons per frame, default 1)"})
+    max_persons: int = field(default=1, metadata={"help": "persons per frame of every file (default 1)"})
     layout: str | SkeletonLayout | None = field(
         default=None, metadata={"help": "layout name or YAML file (default: from the joint count)"},
     )
-    joints: int | None = field(default=None, metadata={"help": "files: joints per person (default: the layout's)"})
+    joints: int | None = field(default=None, metadata={"help": "joints per person (default: the layout's)"})
     columns: str | None = field(
-        default=None, metadata={"help": "files: values per joint, e.g. x,y,z or x,y,z,c or x,y,score (_ skips one; default: the header, else x,y,z)"},
+        default=None, metadata={"help": "values per joint, e.g. x,y,z or x,y,z,c or x,y,score (_ skips one; default: the header, else x,y,z)"},
     )
-    rows: str = field(default="joint", metadata={"help": "files: joint (one line per joint, frames stacked) or frame (one line per frame)"})
-    key: str | None = field(default=None, metadata={"help": "files: the array's name in a .npz or .json (default: the only one)"})
+    rows: str = field(default="joint", metadata={"help": "joint (one line per joint, frames stacked) or frame (one line per frame)"})
+    key: str | None = field(default=None, metadata={"help": "the array's name in a .npz or .json (default: the only one)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()

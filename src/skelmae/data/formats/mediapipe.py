@@ -70,10 +70,10 @@ _FRAME = re.compile(f"[0-9]{{1,{MAX_FRAME_DIGITS}}}")
 class MediapipeOptions(DetectionOptions):
     """Labelling, ``min_score``, ``coordinates`` (image or world) and persons (default 1)."""
 
-    max_persons: int = field(default=1, metadata={"help": "persons kept per sample (default 2; mediapipe: 1)"})
+    max_persons: int = field(default=1, metadata={"help": "persons kept per sample (default 1: MediaPipe Pose tracks one)"})
     coordinates: str = field(
         default="image",
-        metadata={"help": "mediapipe: image (default; normalised x, y and visibility, 2D) or world (x, y, z in metres, 3D)"},
+        metadata={"help": "image (default; normalised x, y and visibility, 2D) or world (x, y, z in metres, 3D)"},
     )
 
     def __post_init__(self) -> None:
