@@ -189,3 +189,15 @@ def test_evaluate_takes_the_training_keys_of_its_data_and_split():
         data_and_split(None, "", ["data.batch_size=4"])
     with pytest.raises(ConfigError, match="given twice"):
         data_and_split("a", "", ["data.root=b"])
+
+
+@pytest.mark.parametrize(("text", "override", "message"), [
+    ("_base_: 5\n", None, "'_base_' must be a file or preset name"),
+    ("_base_: [true]\n", None, "'_base_' must be a file or preset name"),
+    ("train:\n  epochs: 2\n", "data.batch_size=[1,", "override 'data.batch_size=\\[1,': the value is not valid YAML"),
+])
+def test_malformed_bases_and_overrides_are_config_errors(tmp_path, text, override, message):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(PretrainConfig, str(path), [override] if override else [])

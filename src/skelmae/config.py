@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import yaml
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from skelmae.data.transforms import MODALITIES
@@ -235,8 +235,11 @@ def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[str, Dic
         raise ConfigError(f"{path}: '_base_' includes form a cycle")
     node = _read_yaml(path)
     bases = node.pop("_base_", None)
+    bases = [] if bases is None else [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, (list, ListConfig)) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: '_base_' must be a file or preset name or a list of them, got {bases!r}")
     layers: list[tuple[str, DictConfig]] = []
-    for base in [] if bases is None else [bases] if isinstance(bases, str) else list(bases):
+    for base in bases:
         layers += _yaml_layers(_resolve_base(str(base), path), seen + (path.resolve(),))
     return layers + [(str(path), node)]
 
@@ -244,7 +247,10 @@ def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[str, Dic
 def _override_layer(override: str) -> tuple[str, DictConfig]:
     if "=" not in override:
         raise ConfigError(f"overrides must look like section.key=value, got {override!r}")
-    return f"override {override}", OmegaConf.from_dotlist([override])
+    try:
+        return f"override {override}", OmegaConf.from_dotlist([override])
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {override!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
 
 
 def load_config(

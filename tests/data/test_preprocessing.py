@@ -99,7 +99,14 @@ def test_a_clip_of_its_own_image_size_needs_that_size():
     per_clip = Preprocessing(normalise_2d="image_size", persons=2)
     with pytest.raises(PreprocessingError, match="own image size"):
         per_clip.apply(_pixel_clip())
-    np.testing.assert_array_equal(per_clip.apply(_pixel_clip(), image_size=(1080, 1920)), PYSKL_2D.apply(_pixel_clip()))
+
+
+def test_image_fractions_are_normalised_once():
+    fractions = Preprocessing(normalise_2d="image_size", image_size=(1, 1), persons=1)
+    raw = np.random.default_rng(0).uniform(0.2, 0.8, (5, 1, 33, 3)).astype(np.float32)  # MediaPipe's x, y in [0, 1]
+    stored = fractions.apply(raw)
+    np.testing.assert_allclose(stored[..., :2], 2 * raw[..., :2] - 1, atol=1e-6)
+    np.testing.assert_array_equal(fractions.apply(stored), stored)
 
 
 def test_unknown_and_none_change_nothing_but_the_dtype():

@@ -144,14 +144,13 @@ class Preprocessing:
         return "; ".join(steps)
 
     # -- the steps --------------------------------------------------------------------
-    def apply(self, sequence: np.ndarray, image_size: tuple[float, float] | None = None) -> np.ndarray:
+    def apply(self, sequence: np.ndarray) -> np.ndarray:
         """A raw (T, M, V, C) clip -> float32 (T, persons, V, C) as the dataset stores it.
 
         Applying it to what it returned changes nothing: centring, the person rules and
         the second actor are idempotent, and image normalisation is skipped for a clip
-        whose x, y all lie within :data:`NORMALISED_LIMIT` (already normalised), so a
-        stored clip passes unchanged. ``image_size`` (h, w) is the clip's own when the
-        dataset normalised each clip by its size (``self.image_size`` None). Steps that
+        whose x, y all lie within :data:`NORMALISED_LIMIT` (already normalised; fractions
+        of the image: one with a negative value), so a stored clip passes unchanged. Steps that
         need what a bare array lacks (body IDs, the frames of a video) are not redone; an
         :data:`UNKNOWN` record changes nothing.
         """
@@ -162,8 +161,8 @@ class Preprocessing:
             return seq
         if self.persons is not None:
             seq = self._keep_persons(seq)
-        if self.normalise_2d == "image_size" and not (np.abs(seq[..., :2]) <= NORMALISED_LIMIT).all():
-            seq = self._normalise(seq, image_size or self.image_size)
+        if self.normalise_2d == "image_size" and not self._normalised(seq):
+            seq = self._normalise(seq, self.image_size)
         if self.centre == "first_frame":
             seq = self._centre(seq)
         if self.second_actor == "duplicate" and seq.shape[1] > 1 and not seq[:, 1].any():
@@ -180,11 +179,19 @@ class Preprocessing:
         padded[:, : seq.shape[1]] = seq
         return padded
 
+    def _normalised(self, seq: np.ndarray) -> bool:
+        """Whether x, y are already in the stored range. Pixels exceed it; fractions of the image
+        (an image size of 1 x 1, MediaPipe's) lie in it too, but are never negative."""
+        xy = seq[..., :2]
+        if self.image_size is not None and max(self.image_size) <= 1:
+            return bool((xy < 0).any())
+        return bool((np.abs(xy) <= NORMALISED_LIMIT).all())
+
     def _normalise(self, seq: np.ndarray, image_size: tuple[float, float] | None) -> np.ndarray:
         if image_size is None:
             raise PreprocessingError(
                 "the dataset scaled each clip by its own image size, which a bare array does not carry: "
-                "normalise x, y to [-1, 1] first or pass the clip's image size"
+                "normalise x, y to [-1, 1] first, or predict on the original pose file"
             )
         height, width = image_size
         half = np.array([width / 2, height / 2], dtype=np.float32)

@@ -212,3 +212,33 @@ def test_option_errors(text_folder, tmp_path):
         _prepare(raw, tmp_path / "ds", joints=JOINTS, columns="x,y,z,c", name_pattern=PATTERN, split=["t:view == 1"])
     with pytest.raises(FormatOptionError, match="in that order"):
         _prepare(raw, tmp_path / "ds", joints=JOINTS, columns="z,y,x")
+
+
+def test_split_rules_that_fail_on_a_sample_and_damaged_archives_are_clear_errors(tmp_path):
+    with pytest.raises(FormatOptionError, match=r"split a: rule 'subject % 0 == 1' fails for sample 'n' \(ZeroDivisionError"):
+        SplitRule.parse("a:subject % 0 == 1").members(["n"], [{"subject": 3}])
+    with pytest.raises(FormatOptionError, match="TypeError"):
+        SplitRule.parse("a:subject < [1]").members(["n"], [{"subject": 3}])
+    path = tmp_path / "clip.npz"
+    np.savez_compressed(path, skeleton=np.random.default_rng(0).normal(size=(50, 20, 3)))
+    data = bytearray(path.read_bytes())
+    data[80:200] = bytes(b ^ 0x5A for b in data[80:200])
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match="clip.npz"):
+        read_pose_file(path, "files", layout="kinect20")
+
+
+def test_a_two_person_header_names_the_joints_of_one_person(tmp_path):
+    names = [f"j{v}" for v in range(JOINTS)]
+    header = ",".join(f"{j}_{c}" for _ in range(2) for j in names for c in "xyz")
+    (tmp_path / "two.csv").write_text(header + "\n" + ",".join(["1.0"] * (2 * JOINTS * 3)) + "\n")
+    [sample] = read_pose_file(tmp_path / "two.csv", "files", layout="kinect20", rows="frame", max_persons=2, center=False)
+    assert sample.joint_names == tuple(names) and sample.sequence.shape == (1, 2, JOINTS, 3)
+
+
+def test_a_checkpoint_of_another_format_does_not_set_the_lines_per_frame(tmp_path):
+    rows = np.random.default_rng(1).normal(size=(4 * JOINTS, 3))
+    np.savetxt(tmp_path / "one.txt", rows)
+    preparation = {"format": "ntu60", "options": {}}
+    [sample] = read_pose_file(tmp_path / "one.txt", preparation=preparation, max_persons=2, layout="kinect20")
+    assert sample.sequence.shape == (4, 1, JOINTS, 3)  # four one-person frames, padded to the model's persons later

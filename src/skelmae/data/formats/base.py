@@ -108,6 +108,9 @@ class DatasetFormat:
     pose_file: ClassVar[str] = ""  # such a file in words, for help texts
     unsafe: ClassVar[str] = ""  # why reading runs code (pickles): then a file is read only when the format is named
     folders: ClassVar[bool] = False  # ``read`` also takes a folder (e.g. one JSON file per frame)
+    # options that describe the file itself (e.g. lines per frame): a checkpoint whose data set
+    # another format prepared does not impose its own values of them
+    file_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: Any = None):
         self.options = options
@@ -244,6 +247,8 @@ def read_pose_file(
     name = _format_of(path) if fmt == "auto" else fmt
     if preparation and preparation.get("format") == name:
         options = {**(preparation.get("options") or {}), **options}
+    elif preparation is not None:
+        options = {key: value for key, value in options.items() if key not in FORMATS.get(name).cls.file_options}
     if path.is_dir() and not FORMATS.get(name).cls.folders:
         raise DataFormatError(path, None, "is a folder", f"a {FORMATS.get(name).cls.pose_file or name} file")
     taken = option_names(name)

@@ -41,6 +41,7 @@ import json
 import operator
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,8 @@ class SplitRule:
             tree = ast.parse(self.rule, mode="eval")
         except SyntaxError as exc:
             raise FormatOptionError(f"split {self.name}: rule {self.rule!r} is not an expression ({exc.msg})") from None
+        except (MemoryError, RecursionError, ValueError):
+            raise FormatOptionError(f"split {self.name}: rule {self.rule[:40]!r}... is too deeply nested to parse") from None
         for node in ast.walk(tree):
             allowed = (
                 ast.Expression, ast.Compare, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.BinOp,
@@ -176,7 +179,13 @@ class SplitRule:
             listed = {line.strip() for line in read_text(path).splitlines() if line.strip()}
             return [name in listed for name in names]
         tree = self._tree()
-        return [bool(_evaluate(tree.body, fields)) for fields in meta]
+        members = []
+        for name, fields in zip(names, meta):
+            try:
+                members.append(bool(_evaluate(tree.body, fields)))
+            except (ArithmeticError, TypeError, ValueError, RecursionError, MemoryError) as exc:
+                raise FormatOptionError(f"split {self.name}: rule {self.rule!r} fails for sample {name!r} ({type(exc).__name__}: {exc})") from None
+        return members
 
 
 def _evaluate(node: ast.AST, fields: Mapping[str, int]) -> Any:
@@ -572,8 +581,8 @@ def _joint_names(header: list[str] | None, options: FilesOptions) -> tuple[str, 
     """``head_x, head_y, neck_x, ...`` -> (head, neck, ...) for a per-frame header of one person."""
     if header is None or options.rows != "frame" or not all("_" in h for h in header):
         return None
-    names = list(dict.fromkeys(h.rsplit("_", 1)[0] for h in header))
-    return tuple(names)
+    first_person = header[: len(header) // options.max_persons]
+    return tuple(dict.fromkeys(h.rsplit("_", 1)[0] for h in first_person))
 
 
 def _to_channels(values: np.ndarray, roles: Sequence[str]) -> np.ndarray:
@@ -642,7 +651,7 @@ def _read_array(path: Path, key: str | None) -> np.ndarray:
                 members = {Path(n).stem: n for n in archive.namelist() if n.endswith(".npy")}
                 name = _pick(members, key, path, "array")
                 return _npy(path, archive.read(members[name]), f"array {name!r}")
-        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
             raise DataFormatError(path, None, f"is not a readable .npz archive ({exc})", "an archive written by numpy.savez") from None
     doc = _json(path)
     if isinstance(doc, dict):
@@ -691,6 +700,7 @@ class SequenceFiles(DatasetFormat):
     """One file per sequence (.txt/.csv/.npy/.npz/.json) in any layout; labels from names or an index."""
 
     suffixes = (".txt", ".csv")
+    file_options = ("max_persons",)  # lines per frame, not the persons a model takes
     pose_file = ".txt/.csv tables (rows per --rows, columns per --columns)"
 
     def read(self, path: Path) -> list[PoseSample]:
@@ -700,12 +710,15 @@ class SequenceFiles(DatasetFormat):
             sequence = centre_on_first_frame(sequence, layout.center)
             if sequence is None:
                 raise DataFormatError(path, None, "person 1 is never present (every value is zero)", "tracked joints")
-        return [PoseSample(_stem(path), sequence, layout.name, joint_names=joint_names)]
+        # marked raw: a checkpoint's record (a 2D image normalisation) then applies; the centring is idempotent
+        return [PoseSample(_stem(path), sequence, layout.name, preprocessed=False, joint_names=joint_names)]
 
     def plan(self, raw: Sequence[Path]) -> ImportPlan:
         """Every file with a supported suffix under the given files and folders (the index and
         class-name files excepted)."""
-        found = _sequence_files(raw, {p.resolve() for p in (self.options.index, self.options.class_names) if p is not None})
+        listed = [Path(rule.rule[1:]) for rule in self.options.split_rules() if rule.rule.startswith("@")]
+        side_files = (self.options.index, self.options.class_names, *listed)
+        found = _sequence_files(raw, {p.resolve() for p in side_files if p is not None})
         layout = self.options.resolved_layout()
         channels = _channels_of_first_readable(found, self.options)
         return plan_sequences(
