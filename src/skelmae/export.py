@@ -45,8 +45,13 @@ class ExportError(SkelmaeError):
 
 
 def _example(model: SkeletonModel, batch: int, seed: int) -> torch.Tensor:
+    """Random clips; with several person slots the last sample's second person is absent, so
+    that the check covers the pooling over present persons."""
     shape = (batch, len(model.channels), model.window, model.layout.num_joints, model.num_persons)
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    if model.num_persons > 1:
+        x[-1, ..., 1:] = 0
+    return x
 
 
 def _export_onnx(network: torch.nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
@@ -111,6 +116,7 @@ def export_classifier(
         )
     model = SkeletonModel(state, str(checkpoint), "cpu")
     network = model.classifier.eval()
+    network.encoder.skip_absent = False  # static shapes: every person slot is computed, absent ones zeroed
     out = Path(out) if out is not None else checkpoint.with_name(checkpoint.stem + EXPORT_FORMATS[fmt])
     if out.resolve() == checkpoint.resolve():
         raise ExportError(f"{out}: refusing to overwrite the checkpoint itself; choose another output name")

@@ -24,8 +24,8 @@ from skelmae.data.transforms import is_planar
 from skelmae.registry import Registry
 
 __all__ = [
-    "InputSpec", "Encoder", "PretrainMethod", "Classifier", "MethodOutput", "fold_persons",
-    "BACKBONES", "METHODS", "HEADS",
+    "InputSpec", "Encoder", "PretrainMethod", "Classifier", "MethodOutput", "fold_persons", "present_persons",
+    "person_mean", "BACKBONES", "METHODS", "HEADS",
 ]
 
 
@@ -33,6 +33,24 @@ def fold_persons(x: torch.Tensor) -> torch.Tensor:
     """(N, C, T, V, M) -> (N*M, T, V, C), person-minor so persons of a sample are adjacent."""
     n, c, t, v, m = x.shape
     return x.permute(0, 4, 2, 3, 1).reshape(n * m, t, v, c)
+
+
+def present_persons(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, T, V, M) -> (N, M) bool: a person slot is present unless it is all-zero over the
+    clip (the padding of NTU-style data, where most samples have one person of two). A sample
+    with no person at all keeps its first slot, so that every sample has one."""
+    present = x.ne(0).any(dim=3).any(dim=2).any(dim=1)
+    first = torch.arange(x.shape[-1], device=x.device) == 0
+    return present | (first & ~present.any(dim=1, keepdim=True))
+
+
+def person_mean(values: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+    """(N, M, ...) values -> (N, ...): the mean over the present persons of each sample (over
+    all persons when ``present`` is None)."""
+    if present is None:
+        return values.mean(dim=1)
+    weights = present.to(values.dtype).reshape(present.shape + (1,) * (values.ndim - 2))
+    return (values * weights).sum(dim=1) / weights.sum(dim=1)
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,7 @@ class MethodOutput:
     pred: torch.Tensor | None = None  # (B, L, P) reconstructions of the masked units (method-specific space)
     target: torch.Tensor | None = None  # (B, L, P) targets in the same space
     mask: torch.Tensor | None = None  # (B, L), 1 = masked; all three None for methods that do not reconstruct
+    rows: torch.Tensor | None = None  # (B,) the folded person rows (sample * M + person) pred/target/mask are of
 
 
 class Encoder(nn.Module, ABC):
@@ -89,9 +108,22 @@ class Encoder(nn.Module, ABC):
 
     dim: int
     num_joints: int
+    # Persons are encoded independently (nothing mixes person slots), so an absent person can be
+    # left out: its features are zero and it does not count in the person mean. Backbones that
+    # normalise over the person slots together (ST-GCN's data BatchNorm) keep every slot.
+    independent_persons: bool = False
+    # Leave absent persons out of the computation (their features are zero either way); off
+    # computes every slot, as the reference implementations do (static shapes for export).
+    skip_absent: bool = True
 
     @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def present(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, M) bool: the person slots that count in this encoder's features and pooling."""
+        if self.independent_persons:
+            return present_persons(x)
+        return torch.ones(x.shape[0], x.shape[-1], dtype=torch.bool, device=x.device)
 
     @property
     @abstractmethod
@@ -101,8 +133,9 @@ class Encoder(nn.Module, ABC):
     def layer_id(self, name: str) -> int: ...
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        """The clip embedding (N, dim): features averaged over persons, time and joints."""
-        return self.forward(x).mean(dim=(1, 2, 3))
+        """The clip embedding (N, dim): features averaged over time and joints, then over the
+        present persons."""
+        return person_mean(self.forward(x).mean(dim=(2, 3)), self.present(x))
 
     def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Pre-trained weights made to fit this encoder (e.g. another clip length)."""

@@ -1,4 +1,5 @@
-"""Classification heads on encoder features (N, M, S, V, D); each registered head is a
+"""Classification heads on encoder features (N, M, S, V, D) and the (N, M) mask of present
+persons, whom they average; each registered head is a
 :class:`~skelmae.models.common.Classifier` (the encoder plus its head)."""
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from skelmae.models.common import HEADS, Classifier, Encoder
+from skelmae.models.common import HEADS, Classifier, Encoder, person_mean
 
 
 class LinearProbeHead(nn.Module):
-    """Mean over persons, time and joints -> BatchNorm (no affine) -> Linear (MAE/MAMP probe)."""
+    """Mean over time, joints and present persons -> BatchNorm (no affine) -> Linear (MAE/MAMP
+    probe); it also takes pooled (N, D) features directly."""
 
     def __init__(self, dim: int, num_classes: int):
         super().__init__()
@@ -21,12 +23,14 @@ class LinearProbeHead(nn.Module):
         nn.init.trunc_normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.norm(feats.mean(dim=(1, 2, 3)) if feats.ndim == 5 else feats))
+    def forward(self, feats: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        if feats.ndim == 5:
+            feats = person_mean(feats.mean(dim=(2, 3)), present)
+        return self.fc(self.norm(feats))
 
 
 class FinetuneHead(nn.Module):
-    """Per-joint temporal mean -> concatenated joints -> mean over persons -> MLP (MAMP)."""
+    """Per-joint temporal mean -> concatenated joints -> mean over present persons -> MLP (MAMP)."""
 
     def __init__(self, dim: int, num_joints: int, num_classes: int, hidden: int = 2048, dropout: float = 0.3):
         super().__init__()
@@ -36,10 +40,9 @@ class FinetuneHead(nn.Module):
             nn.Linear(hidden, num_classes),
         )
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+    def forward(self, feats: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         n, m, _, v, d = feats.shape
-        x = self.dropout(feats).mean(dim=2).reshape(n, m, v * d).mean(dim=1)
-        return self.mlp(x)
+        return self.mlp(person_mean(self.dropout(feats).mean(dim=2).reshape(n, m, v * d), present))
 
 
 class SkeletonClassifier(Classifier):
@@ -54,7 +57,7 @@ class SkeletonClassifier(Classifier):
         return self.encoder.pooled(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))
+        return self.head(self.encoder(x), self.encoder.present(x))
 
 
 @HEADS.register("linear")

@@ -15,8 +15,10 @@ Read top to bottom:
    (``motion``, MAMP), optionally standardised per token; the loss is the MSE on masked
    tokens only.
 
-Persons are encoded independently (no cross-person attention); heads average persons.
-The encoder is the registered backbone ``transformer``, the MAE the method ``mae``.
+Persons are encoded independently (no cross-person attention), so an absent person (an
+all-zero slot: NTU-style data pads every clip to 2 persons and most have one) is left out of
+the encoder, the decoder and the loss; its features are zero and heads average the present
+persons only. The encoder is the registered backbone ``transformer``, the MAE the method ``mae``.
 """
 
 from __future__ import annotations
@@ -132,6 +134,8 @@ class TransformerConfig:
 class SkeletonEncoder(Encoder):
     """Token embedding + transformer over one person's (segments x joints) token grid."""
 
+    independent_persons = True
+
     def __init__(self, spec: InputSpec, cfg: TransformerConfig):
         super().__init__()
         if spec.num_frames % cfg.segment:
@@ -184,11 +188,21 @@ class SkeletonEncoder(Encoder):
             tokens = block(tokens)
         return self.norm(tokens)
 
+    def present_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Indices of the present persons among the N*M folded person sequences."""
+        return self.present(x).flatten().nonzero().squeeze(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V, M) -> token features (N, M, S, V, dim) over the full grid."""
+        """(N, C, T, V, M) -> token features (N, M, S, V, dim) over the full grid, zero for
+        absent persons."""
         n, _, _, _, m = x.shape
         patches = patchify(fold_persons(x), self.segment)
-        feats = self.forward_tokens(self.embed_tokens(patches))
+        if self.skip_absent:
+            rows = self.present_rows(x)
+            present = self.forward_tokens(self.embed_tokens(patches.index_select(0, rows)))
+            feats = present.new_zeros((n * m,) + present.shape[1:]).index_copy(0, rows, present)
+        else:
+            feats = self.forward_tokens(self.embed_tokens(patches)) * self.present(x).reshape(n * m, 1, 1)
         return feats.reshape(n, m, self.num_segments, self.num_joints, self.dim)
 
 
@@ -281,16 +295,26 @@ class SkeletonMAE(PretrainMethod):
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None, shard: tuple[int, int] = (0, 1)
     ) -> MethodOutput:
-        """x: (N, C, T, V, M) -> loss on the masked tokens of all N*M person sequences.
+        """x: (N, C, T, V, M) -> the mean loss over the masked tokens of the present persons.
 
-        ``generator`` and ``shard`` make the masks reproducible across process counts
-        (see :func:`skelmae.models.masking.mask_tokens`).
+        Masks are drawn for all N*M person slots, so a person's mask does not depend on which
+        others are present; ``generator`` and ``shard`` make them reproducible across process
+        counts (see :func:`skelmae.models.masking.mask_tokens`). The output's ``rows`` name the
+        person slots that ``pred``, ``target`` and ``mask`` are of.
         """
         seq = fold_persons(x)
         patches = patchify(seq, self.encoder.segment)
         mask = self.choose_mask(patches, generator, shard, persons=x.shape[-1])
+        if self.encoder.skip_absent:
+            rows = self.encoder.present_rows(x)
+            seq, patches = seq.index_select(0, rows), patches.index_select(0, rows)
+            mask = MaskResult(*(field.index_select(0, rows) for field in (mask.ids_keep, mask.ids_restore, mask.mask)))
+            loss_mask = mask.mask
+        else:
+            rows = torch.arange(seq.shape[0], device=seq.device)
+            loss_mask = mask.mask * self.encoder.present(x).reshape(-1, 1)
         latent = self.forward_encoder(patches, mask.ids_keep)
         pred = self.forward_decoder(latent, mask.ids_restore)
         target = self.make_target(seq)
-        loss = masked_mse(pred.float(), target, mask.mask)
-        return MethodOutput(loss=loss, pred=pred, target=target, mask=mask.mask)
+        loss = masked_mse(pred.float(), target, loss_mask)
+        return MethodOutput(loss=loss, pred=pred, target=target, mask=mask.mask, rows=rows)

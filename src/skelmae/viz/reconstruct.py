@@ -85,9 +85,12 @@ def reconstruct(
     out = model(x, generator=generator)
     seq = fold_persons(x).float()  # (M, T, V, C)
     segment = model.encoder.segment
-    positions = predicted_positions(out.pred.float(), seq, model.target, model.norm_target, segment)
-    masked = out.mask.bool().reshape(seq.shape[0], -1, seq.shape[2]).repeat_interleave(segment, dim=1)
-    output = torch.where(masked[..., None], positions, seq)
+    present = seq[out.rows]  # the persons the model reconstructed; absent ones stay zero and unmasked
+    positions = predicted_positions(out.pred.float(), present, model.target, model.norm_target, segment)
+    masked = torch.zeros(seq.shape[:3], dtype=torch.bool, device=seq.device)
+    masked[out.rows] = out.mask.bool().reshape(present.shape[0], -1, seq.shape[2]).repeat_interleave(segment, dim=1)
+    output = seq.clone()
+    output[out.rows] = torch.where(masked[out.rows][..., None], positions, present)
     if score_channel is not None:
         output[..., score_channel] = seq[..., score_channel]
     output[~seq.ne(0).any(dim=3).any(dim=2)] = 0
