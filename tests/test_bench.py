@@ -1,9 +1,15 @@
 """The benchmark harness at the paper configuration, with one tiny step per stage."""
 
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from skelmae.bench import BenchSpec, explicit_attention, paper_mae_args, run_bench, run_child
+from skelmae.bench import (
+    NTU60_TWO_PERSON_FRACTION, BenchSpec, explicit_attention, paper_mae_args, run_bench, run_child, synthesise_ntu_like,
+    two_person_samples,
+)
+from skelmae.data.storage import SkeletonStore
 from skelmae.models.build import build_method
 from skelmae.models.common import InputSpec
 
@@ -60,3 +66,41 @@ def test_contrastive_stages_run_the_published_recipes():
     assert clr["optim"].name == "sgd" and clr["optim"].lr == 0.1
     row = run_child(BenchSpec(stage="skeletonclr", batch=2, steps=1, warmup=0, threads=1))
     assert row["samples_per_s"] > 0 and 0 < row["mfu_percent"] < 100
+
+
+def test_ntu60_two_person_fraction_is_that_of_the_official_metadata(shared_data):
+    labels = np.loadtxt(shared_data / "ntu_rgbd_samples" / "sgn_statistics" / "ntu60" / "label.txt", dtype=np.int64)
+    assert len(labels) == 56_578
+    assert NTU60_TWO_PERSON_FRACTION == pytest.approx(np.mean(labels >= 50), abs=1e-12)  # A50-A60: mutual actions
+
+
+def test_ntu_like_data_has_the_asked_fraction_of_second_persons(tmp_path):
+    assert [two_person_samples(8, f) for f in (0.0, NTU60_TWO_PERSON_FRACTION, 0.5, 1.0)] == [0, 1, 4, 8]
+    with pytest.raises(ValueError, match="fraction"):
+        two_person_samples(8, 1.5)
+    synthesise_ntu_like(tmp_path / "ds", 20, persons=0.25)
+    store = SkeletonStore(tmp_path / "ds")
+    second = [bool(np.abs(store.sequence(i)[:, 1]).sum() > 0) for i in range(20)]
+    assert sum(second) == 5
+    assert all(np.abs(store.sequence(i)[:, 0]).sum() > 0 for i in range(20))
+
+
+def test_reference_mode_computes_every_person_slot():
+    ours, reference = run_bench([BenchSpec(stage="inference", batch=4, steps=1, warmup=0, threads=1, persons=0.5, reference=True)])
+    assert (ours["reference"], reference["reference"]) == (False, True)
+    assert ours["vs_reference"] == pytest.approx(ours["samples_per_s"] / reference["samples_per_s"], rel=0.02)
+    # 2 of the 4 samples have a second person: 6 of 8 person slots are computed
+    assert ours["gflop_per_sample"] / reference["gflop_per_sample"] == pytest.approx(6 / 8, abs=0.02)
+    assert BenchSpec(stage="pretrain", bf16=True, compile=True, adamw="loop").as_reference() == BenchSpec(
+        stage="pretrain", reference=True)
+
+
+def test_epoch_stage_runs_the_whole_pretraining_loop():
+    row = run_child(BenchSpec(stage="epoch", batch=2, steps=2, workers=0, threads=1))
+    assert row["samples"] == 4 and row["samples_per_s"] > 0 and row["epoch_s"] > 0
+
+
+def test_matmul_stage_measures_both_precisions():
+    row = run_child(BenchSpec(stage="matmul", threads=1))
+    assert row["matmul_fp32_gflop_per_s"] > 0 and row["matmul_bf16_gflop_per_s"] > 0
+    assert row["bf16_over_fp32"] == pytest.approx(row["matmul_bf16_gflop_per_s"] / row["matmul_fp32_gflop_per_s"], rel=0.05)

@@ -12,7 +12,17 @@ segment 4, width 256, 8 encoder blocks, 3 decoder blocks, 90 % motion-aware mask
   with one thread and the same per-process batch: the difference is the DDP overhead.
 * ``skeletonclr``, ``skeattnclr``: one contrastive pre-training step at the method's
   published NTU recipe (``recipes/<method>_pretrain``: ST-GCN, two views of 50 or 64
-  frames, queue 32768, SGD, and the momentum-encoder update).
+  frames, queue 32768, SGD, and the momentum-encoder update);
+* ``epoch``: the whole pre-training loop (``skelmae pretrain`` with the NTU60 MAMP preset:
+  the Trainer, the real DataLoader and transforms, the step, the checkpoint) over an NTU-like
+  dataset of ``steps`` x ``batch`` clips, timed over its second epoch;
+* ``matmul``: the dense fp32 and bf16 matmul rates of this device, so a bf16 figure can be
+  read against what the hardware offers.
+
+Every batch is "NTU-like": a fraction ``persons`` of its samples has a second person, the
+rest an all-zero second slot (:data:`NTU60_TWO_PERSON_FRACTION` by default). A reference
+row (``reference=True``) runs the same model the reference implementations' way: every
+person slot encoded and decoded, fp32, with fused attention and fused AdamW only.
 
 Each measurement runs in its own process so that its peak memory (resident set on CPU,
 allocated memory on CUDA) is its own. FLOPs per sample are counted with
@@ -38,9 +48,14 @@ import numpy as np
 import torch
 
 CONTRASTIVE = ("skeletonclr", "skeattnclr")
-STAGES = ("pretrain", "finetune", "inference", "loader", "ddp", *CONTRASTIVE)
+STAGES = ("pretrain", "finetune", "inference", "loader", "ddp", *CONTRASTIVE, "epoch", "matmul")
+REFERENCE_STAGES = ("pretrain", "finetune", "inference", "epoch")  # stages with a reference-mode row
 ATTENTION = ("sdpa", "explicit")
 ADAMW = ("fused", "loop")
+# Samples of NTU RGB+D 60 with a second person: the 11 two-person actions (A50-A60) are
+# 10,347 of the 56,578 usable samples (label.txt of the official per-sample metadata;
+# tests/test_bench.py recounts it when the metadata is at hand).
+NTU60_TWO_PERSON_FRACTION = 10_347 / 56_578
 
 
 @dataclass
@@ -59,7 +74,21 @@ class BenchSpec:
     workers: int = 2
     attention: str = "sdpa"
     adamw: str = "fused"
+    persons: float = NTU60_TWO_PERSON_FRACTION  # fraction of samples with a second person
+    reference: bool = False  # every person slot computed, fp32, fused attention and AdamW only
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_reference(self) -> BenchSpec:
+        """The same measurement run the reference's way."""
+        return BenchSpec(**{**asdict(self), "bf16": False, "compile": False, "attention": "sdpa", "adamw": "fused",
+                            "reference": True})
+
+
+def two_person_samples(batch: int, persons: float) -> int:
+    """How many of ``batch`` samples have a second person at the fraction ``persons``."""
+    if not 0.0 <= persons <= 1.0:
+        raise ValueError(f"persons is a fraction of samples in [0, 1], got {persons}")
+    return round(batch * persons)
 
 
 def paper_mae_args(decoder_depth: int = 3) -> dict[str, Any]:
@@ -80,18 +109,24 @@ def paper_mae_args(decoder_depth: int = 3) -> dict[str, Any]:
     }
 
 
-def synthesise_ntu_like(out: Path, samples: int, seed: int = 0, classes: int = 120) -> float:
-    """An NTU-shaped dataset (2 persons, 25 joints, lengths ~ N(80, 35) in [32, 300]) of
-    random poses; returns the size of its frames in GB."""
+def synthesise_ntu_like(
+    out: Path, samples: int, seed: int = 0, classes: int = 120, persons: float = NTU60_TWO_PERSON_FRACTION
+) -> float:
+    """An NTU-shaped dataset (2 person slots, 25 joints, lengths ~ N(80, 35) in [32, 300]) of
+    random poses, a fraction ``persons`` of the clips with a second person; returns the size
+    of its frames in GB."""
     from skelmae.data.storage import DatasetWriter
 
     rng = np.random.default_rng(seed)
     pool = rng.normal(size=(300, 2, 25, 3)).astype(np.float32)
     lengths = np.clip(rng.normal(80, 35, samples), 32, 300).astype(np.int64)
+    second = rng.permutation(samples) < two_person_samples(samples, persons)
     with DatasetWriter(out, "ntu25", ["x", "y", "z"], 2, [f"class {i}" for i in range(classes)], name="synthetic-ntu") as w:
         for i, length in enumerate(lengths):
             start = int(rng.integers(0, 300 - length + 1))
-            w.add(pool[start : start + length], i % classes, f"s{i:06d}")
+            clip = pool[start : start + length].copy()
+            clip[:, 1] *= second[i]
+            w.add(clip, i % classes, f"s{i:06d}")
         w.add_split("train", range(samples))
     return (out / "frames.npy").stat().st_size / 1e9
 
@@ -120,13 +155,20 @@ def _timed(fn: Callable[[], Any], steps: int, warmup: int, device: torch.device)
     return (time.perf_counter() - started) / steps
 
 
-def matmul_flops_per_second(device: torch.device, dtype: torch.dtype) -> float:
-    """Dense square matmul rate of this process (the MFU denominator)."""
-    n = 8192 if device.type == "cuda" else 2048
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    seconds = _timed(lambda: a @ b, steps=10 if device.type == "cuda" else 4, warmup=2, device=device)
-    return 2 * n**3 / seconds
+def matmul_flops_per_second(device: torch.device, dtype: torch.dtype, budget_s: float = 1.0) -> float:
+    """Dense square matmul rate of this process (the MFU denominator): the size doubles from
+    256 while a product takes under an eighth of ``budget_s`` (a CPU without bf16 units
+    emulates bf16 hundreds of times slower than fp32), then is timed over about ``budget_s``."""
+    largest = 8192 if device.type == "cuda" else 2048
+    n = 128
+    once = 0.0
+    while n < largest and once < budget_s / 8:
+        n *= 2
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        once = _timed(lambda: a @ b, steps=1, warmup=1, device=device)
+    steps = max(1, min(10, int(budget_s / max(once, 1e-6))))
+    return 2 * n**3 / _timed(lambda: a @ b, steps=steps, warmup=0, device=device)
 
 
 def _count_flops(fn: Callable[[], Any]) -> int:
@@ -169,6 +211,7 @@ def _model_step(spec: BenchSpec, device: torch.device, rank_batch: int) -> tuple
     generator = torch.Generator(device).manual_seed(0)
     views = (2,) if spec.stage in CONTRASTIVE else ()
     x = torch.randn(rank_batch, *views, inputs.in_channels, inputs.num_frames, inputs.num_joints, 2, device=device)
+    x[two_person_samples(rank_batch, spec.persons):, ..., 1] = 0
     y = torch.randint(0, 60, (rank_batch,), device=device)
     if spec.stage in CONTRASTIVE:
         model = build_method(paper["method"], paper["backbone"], inputs).to(device).train()
@@ -230,8 +273,7 @@ def _measure_model(spec: BenchSpec, device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = _timed(step, spec.steps, spec.warmup, device)
-    dtype = torch.bfloat16 if spec.bf16 else torch.float32
-    matmul = matmul_flops_per_second(device, dtype)
+    matmul = matmul_flops_per_second(device, torch.bfloat16 if spec.bf16 else torch.float32)
     samples_per_s = spec.batch * world / seconds
     return {
         "step_ms": round(seconds * 1e3, 1),
@@ -266,10 +308,53 @@ def _measure_loader(spec: BenchSpec) -> dict[str, Any]:
     return {"samples_per_s": round(seen / seconds, 1), "samples": seen}
 
 
+def _measure_matmul(device: torch.device) -> dict[str, Any]:
+    fp32, bf16 = (matmul_flops_per_second(device, dtype) for dtype in (torch.float32, torch.bfloat16))
+    return {"matmul_fp32_gflop_per_s": round(fp32 / 1e9, 1), "matmul_bf16_gflop_per_s": round(bf16 / 1e9, 1),
+            "bf16_over_fp32": float(f"{bf16 / fp32:.3g}")}
+
+
+class _EpochClock:
+    """Trainer callback: the wall time of each epoch, end to end."""
+
+    def __init__(self) -> None:
+        self.ends = [time.perf_counter()]
+
+    def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+        self.ends.append(time.perf_counter())
+
+    def on_evaluation(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def on_run_end(self, trainer: Any, summary: dict[str, Any]) -> None: ...
+
+
+def _measure_epoch(spec: BenchSpec) -> dict[str, Any]:
+    """``skelmae pretrain`` (NTU60 MAMP preset) for 2 epochs of ``steps`` steps; the second is timed."""
+    from skelmae.config import PretrainConfig, load_config
+    from skelmae.protocols.pretrain import run_pretrain
+
+    samples = spec.steps * spec.batch
+    with tempfile.TemporaryDirectory(prefix="skelmae-bench-") as work:
+        synthesise_ntu_like(Path(work) / "ds", samples, persons=spec.persons)
+        cfg = load_config(PretrainConfig, "ntu60_xsub/mamp_pretrain", [
+            f"data.root={work}/ds", "data.train_split=train", f"data.batch_size={spec.batch}",
+            f"data.num_workers={spec.workers}", f"method.mae.decoder_depth={spec.decoder_depth}", "train.epochs=2",
+            f"train.device={spec.device}", f"train.bf16={spec.bf16}", f"train.compile={spec.compile}",
+            f"train.output_dir={work}/run", "train.progress=false", f"train.threads={spec.threads}",
+        ])
+        clock = _EpochClock()
+        run_pretrain(cfg, callbacks=[clock])
+    seconds = clock.ends[2] - clock.ends[1]
+    return {"samples_per_s": round(samples / seconds, 2), "epoch_s": round(seconds, 2), "samples": samples}
+
+
 def run_child(spec: BenchSpec) -> dict[str, Any]:
     """One measurement in this process (the child side of :func:`run_bench`)."""
+    from skelmae.models.common import Encoder
+
     if spec.threads:
         torch.set_num_threads(spec.threads)
+    Encoder.skip_absent = not spec.reference  # this process only: every model it builds
     device = torch.device(spec.device)
     rank = 0
     if spec.stage == "ddp" and "WORLD_SIZE" in os.environ:
@@ -283,7 +368,14 @@ def run_child(spec: BenchSpec) -> dict[str, Any]:
         import skelmae.engine.optim
 
         skelmae.engine.optim.fused_kwargs = lambda device: {"foreach": False}
-    result = _measure_loader(spec) if spec.stage == "loader" else _measure_model(spec, device)
+    if spec.stage == "loader":
+        result = _measure_loader(spec)
+    elif spec.stage == "epoch":
+        result = _measure_epoch(spec)
+    elif spec.stage == "matmul":
+        result = _measure_matmul(device)
+    else:
+        result = _measure_model(spec, device)
     result["peak_memory_gib"] = round(_peak_memory_gib(device), 2)
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -317,13 +409,19 @@ def _spawn(spec: BenchSpec, world_size: int = 1) -> dict[str, Any]:
 
 
 def run_bench(specs: list[BenchSpec], on_result: Callable[[dict[str, Any]], None] = lambda r: None) -> list[dict[str, Any]]:
-    """Each spec in fresh processes; ``ddp`` gives two rows: 1 process and 2 processes."""
+    """Each spec in fresh processes; ``ddp`` gives two rows: 1 process and 2 processes; a
+    ``reference`` spec is measured right after the same spec run skelmae's way, and that row
+    gains ``vs_reference``, its samples/s over the reference's."""
     results = []
     for spec in specs:
         if spec.stage == "ddp":
             single = BenchSpec(**{**asdict(spec), "threads": 1})
             rows = [{**_spawn(single), "processes": 1}, {**_spawn(single, world_size=2), "processes": 2}]
             rows[1]["ddp_overhead_ms"] = round(rows[1]["step_ms"] - rows[0]["step_ms"], 1)
+        elif spec.reference:
+            ours = BenchSpec(**{**asdict(spec), "reference": False})
+            rows = [{**_spawn(ours), "processes": 1}, {**_spawn(spec.as_reference()), "processes": 1}]
+            rows[0]["vs_reference"] = round(rows[0]["samples_per_s"] / rows[1]["samples_per_s"], 2)
         else:
             rows = [{**_spawn(spec), "processes": 1}]
         for row in rows:

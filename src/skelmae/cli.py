@@ -461,7 +461,7 @@ def export(
 @app.command()
 @user_errors
 def bench(
-    stages: Optional[list[str]] = typer.Argument(None, help="pretrain | finetune | inference | loader | ddp | skeletonclr | skeattnclr (default: the first four)"),
+    stages: Optional[list[str]] = typer.Argument(None, help="pretrain | finetune | inference | loader | ddp | skeletonclr | skeattnclr | epoch | matmul (default: matmul and the first four)"),
     batch: list[int] = typer.Option([8, 16], help="samples per step (repeat the option for several)"),
     steps: int = typer.Option(5, help="timed steps per measurement"),
     warmup: int = typer.Option(2, help="untimed steps first"),
@@ -473,15 +473,17 @@ def bench(
     workers: int = typer.Option(2, help="DataLoader worker processes for the loader stage"),
     attention: str = typer.Option("sdpa", help="sdpa (fused) | explicit (softmax(QK^T)V, the A/B baseline)"),
     adamw: str = typer.Option("fused", help="fused (one kernel) | loop (per-parameter loop, the A/B baseline)"),
+    persons: Optional[float] = typer.Option(None, help="fraction of samples with a second person (default: NTU60's real fraction, 0.183; 1: every sample has two)"),
+    reference_mode: bool = typer.Option(False, "--reference-mode", help="also run pretrain / finetune / inference / epoch the reference's way (every person slot, fp32, fused attention and AdamW only) and print the speed-up"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the rows here (JSON list)"),
 ) -> None:
     """Samples/s, peak memory, FLOPs/sample and MFU at the paper configuration (see skelmae.bench)."""
     from rich.table import Table
 
     from skelmae.atomic import write_json_atomic
-    from skelmae.bench import ADAMW, ATTENTION, STAGES, BenchSpec, run_bench
+    from skelmae.bench import ADAMW, ATTENTION, NTU60_TWO_PERSON_FRACTION, REFERENCE_STAGES, STAGES, BenchSpec, run_bench
 
-    chosen = stages or ["pretrain", "finetune", "inference", "loader"]
+    chosen = stages or ["matmul", "pretrain", "finetune", "inference", "loader"]
     if attention not in ATTENTION:
         raise SkelmaeError(f"--attention {attention!r}: expected one of {list(ATTENTION)}")
     if adamw not in ADAMW:
@@ -489,21 +491,32 @@ def bench(
     unknown = sorted(set(chosen) - set(STAGES))
     if unknown:
         raise SkelmaeError(f"unknown benchmark stage(s) {unknown}; expected some of {list(STAGES)}")
+    persons = NTU60_TWO_PERSON_FRACTION if persons is None else persons
+    if not 0.0 <= persons <= 1.0:
+        raise SkelmaeError(f"--persons {persons}: expected a fraction of samples in [0, 1]")
     specs = [
         BenchSpec(stage=stage, batch=b, steps=steps, warmup=warmup, decoder_depth=decoder_depth, device=device,
-                  threads=threads, bf16=bf16, compile=compile, workers=workers, attention=attention, adamw=adamw)
-        for stage in chosen for b in batch
+                  threads=threads, bf16=bf16, compile=compile, workers=workers, attention=attention, adamw=adamw,
+                  persons=persons, reference=reference_mode and stage in REFERENCE_STAGES)
+        for stage in chosen for b in ([batch[0]] if stage == "matmul" else batch)
     ]
     columns = {
-        "stage": "stage", "batch": "batch", "processes": "procs", "samples_per_s": "samples/s", "step_ms": "step ms",
-        "peak_memory_gib": "peak GiB", "gflop_per_sample": "GFLOP/sample", "achieved_gflop_per_s": "GFLOP/s",
-        "matmul_gflop_per_s": "matmul GFLOP/s", "mfu_percent": "MFU %", "ddp_overhead_ms": "DDP ms/step",
+        "stage": "stage", "batch": "batch", "reference": "reference", "processes": "procs", "samples_per_s": "samples/s",
+        "vs_reference": "x reference", "step_ms": "step ms", "peak_memory_gib": "peak GiB", "gflop_per_sample": "GFLOP/sample",
+        "achieved_gflop_per_s": "GFLOP/s", "matmul_gflop_per_s": "matmul GFLOP/s", "mfu_percent": "MFU %",
+        "matmul_fp32_gflop_per_s": "fp32 matmul GFLOP/s", "matmul_bf16_gflop_per_s": "bf16 matmul GFLOP/s",
+        "bf16_over_fp32": "bf16/fp32", "ddp_overhead_ms": "DDP ms/step",
     }
-    table = Table(*columns.values(), title=f"skelmae bench on {device} ({'bf16' if bf16 else 'fp32'}, {attention} attention, {adamw} AdamW)")
+    title = (f"skelmae bench on {device} ({'bf16' if bf16 else 'fp32'}{', compiled' if compile else ''}, {attention} attention, "
+             f"{adamw} AdamW, {persons:.3f} of samples with a second person)")
     rows = run_bench(specs, on_result=lambda row: console.print(
         ", ".join(f"{label} {row[key]}" for key, label in columns.items() if key in row), highlight=False))
+    shown = {key: label for key, label in columns.items() if any(key in row for row in rows)}
+    if not reference_mode:
+        shown.pop("reference")
+    table = Table(*shown.values(), title=title)
     for row in rows:
-        table.add_row(*(str(row.get(key, "")) for key in columns))
+        table.add_row(*(str(row.get(key, "")) for key in shown))
     console.print(table)
     if json_out:
         write_json_atomic(json_out, rows)
