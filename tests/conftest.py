@@ -71,3 +71,40 @@ def tiny_checkpoints(tiny_synth, tmp_path_factory) -> dict[str, Path]:
         "mae": runs / "pre" / "last.pt", "classifier": runs / "lin" / "last.pt",
         "pretrain_dir": runs / "pre", "linear_dir": runs / "lin",
     }
+
+
+@pytest.fixture
+def run_downstream(tiny_synth, tiny, tmp_path):
+    """Feeds a pre-training checkpoint to finetune, semi, transfer, kNN, evaluate, predict and
+    embed, checking each; returns the fine-tuning summaries (protocol -> summary)."""
+    import skelmae
+    from skelmae.config import FinetuneConfig, KnnConfig, load_config
+    from skelmae.data.storage import SkeletonStore
+    from skelmae.inference import embed_split
+    from skelmae.protocols.evaluate import run_evaluate
+    from skelmae.protocols.finetune import run_finetune
+    from skelmae.protocols.knn import run_knn
+
+    def run(pretrained: Path, finetune_overrides: tuple[str, ...] = ()) -> dict:
+        init = f"init={pretrained}"
+        finetune = tiny.data + ["train.epochs=2", "optim.warmup_epochs=0", init, *finetune_overrides]
+        results = {}
+        for protocol, extra in [("finetune", []), ("semi", ["semi.fraction=0.5"]), ("transfer", [])]:
+            cfg = load_config(FinetuneConfig, None, finetune + extra + [f"data.root={tiny_synth}",
+                                                                        f"train.output_dir={tmp_path / protocol}"])
+            results[protocol] = run_finetune(cfg, protocol)
+            assert results[protocol]["test"]["samples"] == 28
+        knn = run_knn(load_config(KnnConfig, None, tiny.data + [f"data.root={tiny_synth}", init,
+                                                              f"train.output_dir={tmp_path / 'knn'}", "k=[1]"]))
+        assert knn["test_samples"] == 28
+        evaluated = run_evaluate(results["finetune"]["checkpoint"], batch_size=8, num_workers=0)
+        assert evaluated["top1"] == pytest.approx(results["finetune"]["test"]["top1"])
+        classifier = skelmae.load(results["finetune"]["checkpoint"])
+        store = SkeletonStore(tiny_synth)
+        predictions = [classifier.predict(store.sequence(i))[0] for i in store.split("test")[:3]]
+        assert len(predictions) == 3 and predictions[0].label in store.classes
+        written = embed_split(skelmae.load(pretrained), tiny_synth, out=tmp_path / "tsne.png", perplexity=5)
+        assert all(p.is_file() for p in written)
+        return results
+
+    return run

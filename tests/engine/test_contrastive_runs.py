@@ -6,15 +6,9 @@ import json
 import numpy as np
 import pytest
 
-import skelmae
-from skelmae.config import FinetuneConfig, KnnConfig, LinearConfig, PretrainConfig, load_config
-from skelmae.data.storage import SkeletonStore
+from skelmae.config import LinearConfig, PretrainConfig, load_config
 from skelmae.engine.checkpoint import load_checkpoint
 from skelmae.export import export_classifier
-from skelmae.inference import embed_split
-from skelmae.protocols.evaluate import run_evaluate
-from skelmae.protocols.finetune import run_finetune
-from skelmae.protocols.knn import run_knn
 from skelmae.protocols.linear import run_linear
 from skelmae.protocols.pretrain import run_pretrain
 
@@ -60,26 +54,8 @@ def test_checkpoint_stores_queue_and_key_encoder(skeletonclr):
     assert any(k.startswith("key_encoder.") for k in ckpt["model"])
 
 
-def test_checkpoint_feeds_every_downstream_protocol_and_tool(skeletonclr, tiny_synth, tiny, tmp_path):
-    init = f"init={skeletonclr / 'last.pt'}"
-    finetune = tiny.data + ["train.epochs=2", "optim.warmup_epochs=0", init]
-    results = {}
-    for protocol, extra in [("finetune", []), ("semi", ["semi.fraction=0.5"]), ("transfer", [])]:
-        cfg = load_config(FinetuneConfig, None, finetune + extra + [f"data.root={tiny_synth}",
-                                                                    f"train.output_dir={tmp_path / protocol}"])
-        results[protocol] = run_finetune(cfg, protocol)
-        assert results[protocol]["test"]["samples"] == 28
-    knn = run_knn(load_config(KnnConfig, None, tiny.data + [f"data.root={tiny_synth}", init,
-                                                          f"train.output_dir={tmp_path / 'knn'}", "k=[1]"]))
-    assert knn["test_samples"] == 28
-    evaluated = run_evaluate(results["finetune"]["checkpoint"], batch_size=8, num_workers=0)
-    assert evaluated["top1"] == pytest.approx(results["finetune"]["test"]["top1"])
-    classifier = skelmae.load(results["finetune"]["checkpoint"])
-    store = SkeletonStore(tiny_synth)
-    predictions = [classifier.predict(store.sequence(i))[0] for i in store.split("test")[:3]]
-    assert len(predictions) == 3 and predictions[0].label in store.classes
-    written = embed_split(skelmae.load(skeletonclr / "last.pt"), tiny_synth, out=tmp_path / "tsne.png", perplexity=5)
-    assert all(p.is_file() for p in written)
+def test_checkpoint_feeds_every_downstream_protocol_and_tool(skeletonclr, run_downstream, tmp_path):
+    results = run_downstream(skeletonclr / "last.pt")
     exported = export_classifier(results["finetune"]["checkpoint"], tmp_path / "model.pt", "torchscript")
     assert exported.max_abs_diff <= 1e-4
 
