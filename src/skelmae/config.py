@@ -94,6 +94,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     momentum: float = 0.9
+    nesterov: bool = False  # sgd: Nesterov momentum
     layer_decay: float = 1.0
     clip_grad: float = 0.0  # max gradient norm, 0 = off
     schedule: str = "cosine"  # cosine: warm-up then cosine to min_lr | step: warm-up then x gamma at milestones

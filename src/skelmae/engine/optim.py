@@ -73,7 +73,9 @@ def build_optimizer(cfg: OptimConfig, groups: list[dict], device: torch.device) 
     if cfg.name == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), **fused)
     if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        if cfg.nesterov and cfg.momentum <= 0:
+            raise ConfigError(f"optim.nesterov=true needs optim.momentum > 0, got {cfg.momentum}")
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     raise ConfigError(f"optim.name must be adamw, adam or sgd, got {cfg.name!r}")
 
 

@@ -172,6 +172,13 @@ class Classifier(nn.Module, ABC):
     @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor: ...
 
+    def auxiliary_loss(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """A training regulariser that needs the labels (InfoGCN's information bottleneck),
+        computed from the most recent training forward, to add to the classification loss;
+        None for heads without one. Training calls the module through its DDP wrapper and
+        then this on the module itself, so the forward keeps what it needs."""
+        return None
+
 
 BACKBONES: Registry[Encoder] = Registry("backbone")
 METHODS: Registry[PretrainMethod] = Registry("pre-training method")

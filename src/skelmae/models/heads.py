@@ -4,6 +4,7 @@ persons, whom they average; each registered head is a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -80,3 +81,31 @@ class MLPClassifier(SkeletonClassifier):
 
     def __init__(self, encoder: Encoder, num_classes: int, cfg: MLPHeadConfig):
         super().__init__(encoder, FinetuneHead(encoder.dim, encoder.num_joints, num_classes, cfg.hidden, cfg.dropout))
+
+
+@dataclass
+class FCHeadConfig:
+    dropout: float = 0.0  # on the pooled features (CTR-GCN's drop_out, 0 in its NTU and NW-UCLA configs)
+
+
+class PooledLinearHead(nn.Module):
+    """Mean over time, joints and present persons -> dropout -> linear."""
+
+    def __init__(self, dim: int, num_classes: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(dim, num_classes)
+        nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
+
+    def forward(self, feats: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        return self.fc(self.dropout(person_mean(feats.mean(dim=(2, 3)), present)))
+
+
+@HEADS.register("fc", config=FCHeadConfig)
+class FCClassifier(SkeletonClassifier):
+    """Global average pooling -> dropout -> linear: the classifier of CTR-GCN (and 2s-AGCN)."""
+
+    def __init__(self, encoder: Encoder, num_classes: int, cfg: FCHeadConfig):
+        if not 0.0 <= cfg.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
+        super().__init__(encoder, PooledLinearHead(encoder.dim, num_classes, cfg.dropout))

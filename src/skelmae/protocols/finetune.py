@@ -65,7 +65,10 @@ class Finetune(ClassifierProtocol):
 
     def training_step(self, batch: Any, ctx: StepContext) -> torch.Tensor:
         x, y = batch
-        return self.criterion(ctx.net(x.to(self.device, non_blocking=True)).float(), y.to(self.device))
+        y = y.to(self.device)
+        loss = self.criterion(ctx.net(x.to(self.device, non_blocking=True)).float(), y)
+        auxiliary = self.model.auxiliary_loss(y)
+        return loss if auxiliary is None else loss + auxiliary.float()
 
     def evaluate(self, loader, split: str) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
         return evaluate_classifier(self.model, loader, self.trainer.info, self.train_cfg, self.store.num_classes, desc=split)
