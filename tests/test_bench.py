@@ -5,13 +5,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from typer.testing import CliRunner
+
 from skelmae.bench import (
-    NTU60_TWO_PERSON_FRACTION, BenchSpec, explicit_attention, paper_mae_args, run_bench, run_child, synthesise_ntu_like,
-    two_person_samples,
+    NTU60_TWO_PERSON_FRACTION, BenchSpec, classifier_backbone, explicit_attention, paper_mae_args, run_bench, run_child,
+    synthesise_ntu_like, two_person_samples,
 )
+from skelmae.cli import app
 from skelmae.data.storage import SkeletonStore
-from skelmae.models.build import build_method
-from skelmae.models.common import InputSpec
+from skelmae.errors import ConfigError, SkelmaeError
+from skelmae.models.build import build_classifier, build_method
+from skelmae.models.common import BACKBONES, InputSpec
 
 
 def test_explicit_attention_equals_fused_attention():
@@ -104,3 +108,48 @@ def test_matmul_stage_measures_both_precisions():
     row = run_child(BenchSpec(stage="matmul", threads=1))
     assert row["matmul_fp32_gflop_per_s"] > 0 and row["matmul_bf16_gflop_per_s"] > 0
     assert row["bf16_over_fp32"] == pytest.approx(row["matmul_bf16_gflop_per_s"] / row["matmul_fp32_gflop_per_s"], rel=0.05)
+
+
+def test_classifier_stages_take_any_registered_backbone_at_its_defaults():
+    paper_input, paper = classifier_backbone()
+    assert paper_input == paper_mae_args()["input"] and paper["name"] == "transformer"
+    assert paper["config"] == {**paper_mae_args()["backbone"]["config"], "drop_path": 0.1}  # the default is unchanged
+    for name in (n for n in BACKBONES.names() if n != "transformer"):
+        if name == "raw":
+            with pytest.raises(SkelmaeError, match="backbone 'raw' has no parameters: nothing to fine-tune or time"):
+                classifier_backbone(name)
+            continue
+        inputs, backbone = classifier_backbone(name)
+        assert inputs == paper_input and backbone == BACKBONES.describe(name, BACKBONES.config(name))
+        build_classifier(backbone, {"name": "mlp", "config": {}}, InputSpec.from_dict(inputs), 60)
+    with pytest.raises(ConfigError, match="unknown backbone 'resnet'; expected one of .*freqmixformer"):
+        classifier_backbone("resnet")
+    # CTR-GCN passes its topologies to submodules, which the FLOP counter cannot follow in inference mode
+    inference = run_child(BenchSpec(stage="inference", batch=1, steps=1, warmup=0, threads=1, backbone="ctrgcn"))
+    finetune = run_child(BenchSpec(stage="finetune", batch=2, steps=1, warmup=0, threads=1, backbone="gin"))
+    for row in (inference, finetune):
+        assert row["samples_per_s"] > 0 and 0 < row["mfu_percent"] < 100
+    assert (inference["backbone"], finetune["backbone"]) == ("ctrgcn", "gin")
+
+
+def test_bench_refuses_a_backbone_it_cannot_time():
+    runner = CliRunner()
+    raw = runner.invoke(app, ["bench", "inference", "--backbone", "raw"])
+    assert raw.exit_code == 2 and "backbone 'raw' has no parameters" in raw.output
+    unused = runner.invoke(app, ["bench", "pretrain", "--backbone", "stgcn"])
+    assert unused.exit_code == 2 and "--backbone applies to the stages ['finetune', 'inference']" in unused.output
+
+
+def test_bf16_row_against_fp32_and_the_profile_of_its_steps(tmp_path):
+    bf16, fp32 = run_bench([BenchSpec(stage="inference", batch=2, steps=1, warmup=0, threads=1, bf16=True,
+                                      compare_fp32=True, profile=str(tmp_path))])
+    assert (bf16["bf16"], fp32["bf16"]) == (True, False)
+    assert bf16["vs_fp32"] == pytest.approx(bf16["samples_per_s"] / fp32["samples_per_s"], rel=0.02)
+    table = (tmp_path / "inference-b2-bf16.txt").read_text()
+    assert "Self CPU" in table and "aten::" in table
+    assert (tmp_path / "inference-b2-bf16.trace.json").stat().st_size > 0
+    assert (tmp_path / "inference-b2.txt").is_file()  # the fp32 row is profiled too
+    shares = [float(part.rsplit(" ", 2)[1]) for part in bf16["top_ops"].split(", ")]
+    assert len(shares) == 3 and shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100
+    refused = CliRunner().invoke(app, ["bench", "pretrain", "--vs-fp32"])
+    assert refused.exit_code == 2 and "--vs-fp32 compares bf16 with fp32: add --bf16" in refused.output

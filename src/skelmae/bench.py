@@ -6,6 +6,9 @@ segment 4, width 256, 8 encoder blocks, 3 decoder blocks, 90 % motion-aware mask
 * ``pretrain``: one MAE step (masking, encoder on visible tokens, decoder, loss, backward, AdamW);
 * ``finetune``: one classifier step on all 750 tokens (forward, backward, AdamW);
 * ``inference``: the classifier's forward pass;
+* both with ``backbone`` set to another registered backbone: that backbone at its registered
+  defaults (the published network) under the same MLP head, on the same NTU input (T 120,
+  25 joints, 2 persons);
 * ``loader``: the DataLoader with the real training transform (crop-resize + rotation) on
   an NTU-like dataset written to a temporary folder;
 * ``ddp``: the pre-training step in 2 gloo processes (one thread each) against 1 process
@@ -24,6 +27,12 @@ rest an all-zero second slot (:data:`NTU60_TWO_PERSON_FRACTION` by default). A r
 row (``reference=True``) runs the same model the reference implementations' way: every
 person slot encoded and decoded, fp32, with fused attention and fused AdamW only.
 
+``profile`` (a folder) also records two steps of a model stage with ``torch.profiler``: the
+op table (``<stage>-b<batch>[-bf16][-reference].txt``, by self time) and a Chrome trace
+(``.trace.json``) go there, and the row names the three ops with most self time. With
+``compare_fp32`` a bf16 measurement is followed by the same one in fp32, and its row gains
+``vs_fp32``, its samples/s over fp32's.
+
 Each measurement runs in its own process so that its peak memory (resident set on CPU,
 allocated memory on CUDA) is its own. FLOPs per sample are counted with
 ``torch.utils.flop_counter`` on one step; model FLOPs utilisation (MFU) divides the
@@ -40,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,6 +59,9 @@ import torch
 CONTRASTIVE = ("skeletonclr", "skeattnclr")
 STAGES = ("pretrain", "finetune", "inference", "loader", "ddp", *CONTRASTIVE, "epoch", "matmul")
 REFERENCE_STAGES = ("pretrain", "finetune", "inference", "epoch")  # stages with a reference-mode row
+PRECISION_STAGES = ("pretrain", "finetune", "inference", *CONTRASTIVE, "epoch")  # stages with a vs-fp32 row
+BACKBONE_STAGES = ("finetune", "inference")  # stages that can time another backbone than the paper's
+PAPER_BACKBONE = "transformer"
 ATTENTION = ("sdpa", "explicit")
 ADAMW = ("fused", "loop")
 # Samples of NTU RGB+D 60 with a second person: the 11 two-person actions (A50-A60) are
@@ -76,12 +88,14 @@ class BenchSpec:
     adamw: str = "fused"
     persons: float = NTU60_TWO_PERSON_FRACTION  # fraction of samples with a second person
     reference: bool = False  # every person slot computed, fp32, fused attention and AdamW only
+    backbone: str = PAPER_BACKBONE  # finetune / inference: a registered backbone at its defaults
+    profile: str = ""  # a folder: also record two steps with torch.profiler there
+    compare_fp32: bool = False  # bf16: also measure the same in fp32 and give the ratio
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_reference(self) -> BenchSpec:
         """The same measurement run the reference's way."""
-        return BenchSpec(**{**asdict(self), "bf16": False, "compile": False, "attention": "sdpa", "adamw": "fused",
-                            "reference": True})
+        return replace(self, bf16=False, compile=False, attention="sdpa", adamw="fused", reference=True, compare_fp32=False)
 
 
 def two_person_samples(batch: int, persons: float) -> int:
@@ -107,6 +121,27 @@ def paper_mae_args(decoder_depth: int = 3) -> dict[str, Any]:
             target="motion", norm_target=True,
         )),
     }
+
+
+def classifier_backbone(name: str = PAPER_BACKBONE) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(input, backbone) of the fine-tuning and inference benchmarks: the paper's transformer
+    (:func:`paper_mae_args`, drop path 0.1), or the registered backbone ``name`` with its
+    default config (the published network) on the same input. Refuses an unknown name
+    (listing the registered ones) and a backbone without parameters, which has nothing to time."""
+    from skelmae.errors import SkelmaeError
+    from skelmae.models.build import build_backbone
+    from skelmae.models.common import BACKBONES, InputSpec
+
+    paper = paper_mae_args()
+    if name == PAPER_BACKBONE:
+        backbone = paper["backbone"]
+        return paper["input"], {**backbone, "config": {**backbone["config"], "drop_path": 0.1}}
+    backbone = BACKBONES.describe(name, BACKBONES.config(name))
+    encoder = build_backbone(backbone, InputSpec.from_dict(paper["input"]))
+    if not any(p.requires_grad for p in encoder.parameters()):
+        others = ", ".join(n for n in BACKBONES.names() if n != name)
+        raise SkelmaeError(f"backbone {name!r} has no parameters: nothing to fine-tune or time; choose one of {others}")
+    return paper["input"], backbone
 
 
 def synthesise_ntu_like(
@@ -207,6 +242,8 @@ def _model_step(spec: BenchSpec, device: torch.device, rank_batch: int) -> tuple
     from skelmae.models.common import InputSpec, PretrainMethod
 
     paper = paper_contrastive_args(spec.stage) if spec.stage in CONTRASTIVE else paper_mae_args(spec.decoder_depth)
+    if spec.stage in BACKBONE_STAGES:
+        paper["input"], paper["backbone"] = classifier_backbone(spec.backbone)
     inputs = InputSpec.from_dict(paper["input"])
     generator = torch.Generator(device).manual_seed(0)
     views = (2,) if spec.stage in CONTRASTIVE else ()
@@ -219,9 +256,8 @@ def _model_step(spec: BenchSpec, device: torch.device, rank_batch: int) -> tuple
     elif spec.stage in ("pretrain", "ddp"):
         model = build_method(paper["method"], paper["backbone"], inputs).to(device).train()
         loss_of = lambda net: net(x, generator).loss  # noqa: E731
-    else:  # fine-tuning: the same backbone with drop path 0.1 and the MLP head on 60 classes
-        backbone = {**paper["backbone"], "config": {**paper["backbone"]["config"], "drop_path": 0.1}}
-        model = build_classifier(backbone, {"name": "mlp", "config": {}}, inputs, 60).to(device)
+    else:  # fine-tuning: the classifier backbone and the MLP head on 60 classes
+        model = build_classifier(paper["backbone"], {"name": "mlp", "config": {}}, inputs, 60).to(device)
         model.train(spec.stage == "finetune")
         loss_of = lambda net: torch.nn.functional.cross_entropy(net(x).float(), y)  # noqa: E731
     net: torch.nn.Module = model
@@ -237,7 +273,9 @@ def _model_step(spec: BenchSpec, device: torch.device, rank_batch: int) -> tuple
                 return net(x)
 
         def counted() -> Any:
-            with torch.inference_mode(), autocast:
+            # with autograd on: the FLOP counter's module tracker fails in inference mode on a
+            # parameter passed to a submodule's forward (CTR-GCN's topologies); same forward FLOPs
+            with autocast:
                 return model(x)
 
         return forward, counted
@@ -275,7 +313,9 @@ def _measure_model(spec: BenchSpec, device: torch.device) -> dict[str, Any]:
     seconds = _timed(step, spec.steps, spec.warmup, device)
     matmul = matmul_flops_per_second(device, torch.bfloat16 if spec.bf16 else torch.float32)
     samples_per_s = spec.batch * world / seconds
+    profiled = {"top_ops": _profile(step, spec, device)} if spec.profile else {}
     return {
+        **profiled,
         "step_ms": round(seconds * 1e3, 1),
         "samples_per_s": round(samples_per_s, 2),
         "gflop_per_sample": round(flops / 1e9, 2),
@@ -283,6 +323,32 @@ def _measure_model(spec: BenchSpec, device: torch.device) -> dict[str, Any]:
         "matmul_gflop_per_s": round(matmul * world / 1e9, 1),
         "mfu_percent": round(100 * flops * samples_per_s / (matmul * world), 1),
     }
+
+
+def _profile(step: Callable[[], Any], spec: BenchSpec, device: torch.device, steps: int = 2) -> str:
+    """Records ``steps`` steps, writes the op table and the Chrome trace under ``spec.profile``
+    and returns the three ops with most self time, with their shares of it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from skelmae.atomic import atomic_output, write_text_atomic
+
+    cuda = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        for _ in range(steps):
+            step()
+        _sync(device)
+    events = prof.key_averages()
+    self_time = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)  # noqa: E731
+    out = Path(spec.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"{spec.stage}-b{spec.batch}{'-bf16' if spec.bf16 else ''}{'-reference' if spec.reference else ''}"
+    sort = "self_device_time_total" if cuda else "self_cpu_time_total"
+    write_text_atomic(out / f"{name}.txt", events.table(sort_by=sort, row_limit=40) + "\n")
+    with atomic_output(out / f"{name}.trace.json") as tmp:
+        prof.export_chrome_trace(str(tmp))
+    total = sum(self_time(e) for e in events) or 1.0
+    top = sorted(events, key=self_time, reverse=True)[:3]
+    return ", ".join(f"{e.key} {100 * self_time(e) / total:.0f} %" for e in top)
 
 
 def _measure_loader(spec: BenchSpec) -> dict[str, Any]:
@@ -407,19 +473,21 @@ def _spawn(spec: BenchSpec, world_size: int = 1) -> dict[str, Any]:
 def run_bench(specs: list[BenchSpec], on_result: Callable[[dict[str, Any]], None] = lambda r: None) -> list[dict[str, Any]]:
     """Each spec in fresh processes; ``ddp`` gives two rows: 1 process and 2 processes; a
     ``reference`` spec is measured right after the same spec run skelmae's way, and that row
-    gains ``vs_reference``, its samples/s over the reference's."""
+    gains ``vs_reference``, its samples/s over the reference's; a bf16
+    ``compare_fp32`` spec likewise gains ``vs_fp32`` over the same spec in fp32."""
     results = []
     for spec in specs:
         if spec.stage == "ddp":
-            single = BenchSpec(**{**asdict(spec), "threads": 1})
+            single = replace(spec, threads=1)
             rows = [{**_spawn(single), "processes": 1}, {**_spawn(single, world_size=2), "processes": 2}]
             rows[1]["ddp_overhead_ms"] = round(rows[1]["step_ms"] - rows[0]["step_ms"], 1)
-        elif spec.reference:
-            ours = BenchSpec(**{**asdict(spec), "reference": False})
-            rows = [{**_spawn(ours), "processes": 1}, {**_spawn(spec.as_reference()), "processes": 1}]
-            rows[0]["vs_reference"] = round(rows[0]["samples_per_s"] / rows[1]["samples_per_s"], 2)
         else:
-            rows = [{**_spawn(spec), "processes": 1}]
+            rows = [{**_spawn(replace(spec, reference=False)), "processes": 1}]
+            for wanted, other, key in ((spec.compare_fp32 and spec.bf16, replace(spec, bf16=False, reference=False), "vs_fp32"),
+                                       (spec.reference, spec.as_reference(), "vs_reference")):
+                if wanted:
+                    rows.append({**_spawn(other), "processes": 1})
+                    rows[0][key] = round(rows[0]["samples_per_s"] / rows[-1]["samples_per_s"], 2)
         for row in rows:
             on_result(row)
         results.extend(rows)

@@ -126,6 +126,28 @@ def evaluate(
     console.print_json(json.dumps(result))
 
 
+@app.command()
+@user_errors
+def ensemble(
+    eval_dirs: list[Path] = typer.Argument(..., help="folders written by `skelmae evaluate` (one per stream: joint, bone, ...)"),
+    weights: Optional[str] = typer.Option(None, help="one weight per folder, comma-separated, e.g. 0.6,0.6,0.4,0.4 (default: all 1)"),
+    softmax: bool = typer.Option(False, "--softmax", help="add the streams' class probabilities instead of their raw scores (the papers add raw scores)"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default: ensemble-<split> beside the runs)"),
+) -> None:
+    """Fuse the class scores of several evaluations of the same clips (multi-stream ensemble)."""
+    from skelmae.data.storage import SkeletonStore
+    from skelmae.eval.ensemble import check_same_clips, default_output, load_stream, parse_weights, write_ensemble
+    from skelmae.eval.ensemble import ensemble as fuse_streams
+
+    streams = [load_stream(folder) for folder in eval_dirs]
+    check_same_clips(streams)
+    store = SkeletonStore(streams[0].data)
+    labels = store.labels[store.split(streams[0].split)]
+    report, fused = fuse_streams(streams, labels, parse_weights(weights, len(streams)), softmax)
+    written = write_ensemble(out or default_output(streams), report, fused)
+    console.print_json(json.dumps({**report, "out": str(written)}))
+
+
 SCHEMAS = {
     "pretrain": "PretrainConfig", "linear": "LinearConfig", "knn": "KnnConfig",
     **{p: "FinetuneConfig" for p in ("finetune", "semi", "transfer", "scratch")},
@@ -475,13 +497,20 @@ def bench(
     adamw: str = typer.Option("fused", help="fused (one kernel) | loop (per-parameter loop, the A/B baseline)"),
     persons: Optional[float] = typer.Option(None, help="fraction of samples with a second person (default: NTU60's real fraction, 0.183; 1: every sample has two)"),
     reference_mode: bool = typer.Option(False, "--reference-mode", help="also run pretrain / finetune / inference / epoch the reference's way (every person slot, fp32, fused attention and AdamW only) and print the speed-up"),
+    backbone: str = typer.Option("transformer", help="finetune / inference: a registered backbone at its defaults, the published network (default: the paper's transformer)"),
+    vs_fp32: bool = typer.Option(False, "--vs-fp32", help="with --bf16: also run each model stage in fp32 and print the bf16 speed-up"),
+    profile: Optional[Path] = typer.Option(None, help="also record two steps of each model stage with torch.profiler: op tables and Chrome traces go to this folder"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the rows here (JSON list)"),
 ) -> None:
     """Samples/s, peak memory, FLOPs/sample and MFU at the paper configuration (see skelmae.bench)."""
     from rich.table import Table
 
     from skelmae.atomic import write_json_atomic
-    from skelmae.bench import ADAMW, ATTENTION, NTU60_TWO_PERSON_FRACTION, REFERENCE_STAGES, STAGES, BenchSpec, run_bench
+    from skelmae.bench import (
+        ADAMW, ATTENTION, BACKBONE_STAGES, NTU60_TWO_PERSON_FRACTION, PAPER_BACKBONE, PRECISION_STAGES, REFERENCE_STAGES,
+        STAGES, BenchSpec,
+        classifier_backbone, run_bench,
+    )
 
     chosen = stages or ["matmul", "pretrain", "finetune", "inference", "loader"]
     if attention not in ATTENTION:
@@ -491,27 +520,40 @@ def bench(
     unknown = sorted(set(chosen) - set(STAGES))
     if unknown:
         raise SkelmaeError(f"unknown benchmark stage(s) {unknown}; expected some of {list(STAGES)}")
+    other_backbone = backbone != PAPER_BACKBONE
+    if other_backbone:
+        if not set(chosen) & set(BACKBONE_STAGES):
+            raise SkelmaeError(f"--backbone applies to the stages {list(BACKBONE_STAGES)}; none of them is chosen")
+        classifier_backbone(backbone)
     persons = NTU60_TWO_PERSON_FRACTION if persons is None else persons
     if not 0.0 <= persons <= 1.0:
         raise SkelmaeError(f"--persons {persons}: expected a fraction of samples in [0, 1]")
+    if vs_fp32 and not bf16:
+        raise SkelmaeError("--vs-fp32 compares bf16 with fp32: add --bf16")
     specs = [
         BenchSpec(stage=stage, batch=b, steps=steps, warmup=warmup, decoder_depth=decoder_depth, device=device,
                   threads=threads, bf16=bf16, compile=compile, workers=workers, attention=attention, adamw=adamw,
-                  persons=persons, reference=reference_mode and stage in REFERENCE_STAGES)
+                  persons=persons, reference=reference_mode and stage in REFERENCE_STAGES,
+                  backbone=backbone if stage in BACKBONE_STAGES else PAPER_BACKBONE,
+                  compare_fp32=vs_fp32 and stage in PRECISION_STAGES, profile=str(profile or ""))
         for stage in chosen for b in ([batch[0]] if stage == "matmul" else batch)
     ]
     columns = {
-        "stage": "stage", "batch": "batch", "reference": "reference", "processes": "procs", "samples_per_s": "samples/s",
-        "vs_reference": "x reference", "step_ms": "step ms", "peak_memory_gib": "peak GiB", "gflop_per_sample": "GFLOP/sample",
+        "stage": "stage", "backbone": "backbone", "batch": "batch", "reference": "reference", "processes": "procs",
+        "samples_per_s": "samples/s",
+        "vs_reference": "x reference", "vs_fp32": "x fp32", "step_ms": "step ms", "peak_memory_gib": "peak GiB", "gflop_per_sample": "GFLOP/sample",
         "achieved_gflop_per_s": "GFLOP/s", "matmul_gflop_per_s": "matmul GFLOP/s", "mfu_percent": "MFU %",
         "matmul_fp32_gflop_per_s": "fp32 matmul GFLOP/s", "matmul_bf16_gflop_per_s": "bf16 matmul GFLOP/s",
-        "bf16_over_fp32": "bf16/fp32", "ddp_overhead_ms": "DDP ms/step",
+        "bf16_over_fp32": "bf16/fp32", "ddp_overhead_ms": "DDP ms/step", "top_ops": "most self time",
     }
+    if not other_backbone:
+        columns.pop("backbone")
     title = (f"skelmae bench on {device} ({'bf16' if bf16 else 'fp32'}{', compiled' if compile else ''}, {attention} attention, "
              f"{adamw} AdamW, {persons:.3f} of samples with a second person)")
     rows = run_bench(specs, on_result=lambda row: console.print(
         ", ".join(f"{label} {row[key]}" for key, label in columns.items() if key in row), highlight=False))
     shown = {key: label for key, label in columns.items() if any(key in row for row in rows)}
+    shown.pop("top_ops", None)  # in the per-row lines and the JSON: too wide for the table
     if not reference_mode:
         shown.pop("reference")
     table = Table(*shown.values(), title=title)
