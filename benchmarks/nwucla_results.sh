@@ -3,7 +3,7 @@
 #   benchmarks/nwucla_results.sh [OUT] [SEEDS...]      (default: runs/nwucla, seeds 0 1 2)
 # Needs the prepared set in data/nw_ucla (README, "Data"). Finished runs (summary.json
 # present) are skipped, so the script can be re-run after an interruption.
-# PARTS="transformer", "graph", "contrastive" or "hitrs" runs one part (e.g. parts side by side,
+# PARTS="transformer", "graph", "contrastive", "hitrs" or "supervised" runs one part (e.g. parts side by side,
 # each with OMP_NUM_THREADS=1).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,7 +22,7 @@ run() {  # run NAME SEED COMMAND PRESET [OVERRIDES...]
   "$skelmae" "$command" -c "nwucla/$preset" "train.seed=$seed" "train.output_dir=$dir" "$@"
 }
 
-parts="${PARTS:-transformer graph contrastive hitrs}"
+parts="${PARTS:-transformer graph contrastive hitrs supervised}"
 [[ " $parts " == *" transformer "* ]] && for seed in "${seeds[@]}"; do
   for recipe in skeletonmae mamp; do
     run "$recipe/pretrain" "$seed" pretrain "${recipe}_pretrain"
@@ -55,5 +55,10 @@ done
   init="init=$out/hitrs/pretrain/seed$seed/last.pt"
   run hitrs/linear "$seed" linear linear "$init"
   run hitrs/finetune "$seed" finetune finetune "$init" model.hitrs.drop_path=0.1
+done
+[[ " $parts " == *" supervised "* ]] && for seed in "${seeds[@]}"; do
+  for backbone in ctrgcn infogcn freqmixformer; do
+    run "$backbone/scratch" "$seed" scratch "${backbone}_scratch"
+  done
 done
 .venv/bin/python benchmarks/results_table.py "$out"

@@ -4,7 +4,8 @@
 
 Reads ``<root>/<experiment>/seed<N>/summary.json`` and prints a Markdown table with the
 last-epoch test top-1 and the test top-1 at the epoch best on validation, and the median
-wall time of a run (a median, so that one run slowed by other work does not skew it).
+wall time of a run and of one of its epochs (medians, so that one run slowed by other work
+does not skew them).
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ def collect(root: Path) -> dict[str, list[dict]]:
 
 
 def main(root: Path) -> None:
-    print("| experiment | seeds | test top-1, last epoch | test top-1, best on val | minutes per run (median) |")
-    print("|---|---|---|---|---|")
+    print("| experiment | seeds | test top-1, last epoch | test top-1, best on val | minutes per run | seconds per epoch |")
+    print("|---|---|---|---|---|---|")
     for experiment, records in collect(root).items():
         last = [r["test"]["top1"] for r in records]
         best = [r["best_on_val"]["test"]["top1"] for r in records if r.get("best_on_val")]
         minutes = statistics.median(r["seconds"] for r in records) / 60
-        print(f"| {experiment} | {len(records)} | {mean_std(last)} | {mean_std(best)} | {minutes:.1f} |")
+        per_epoch = statistics.median(r["seconds"] / max(r["epochs"], 1) for r in records)
+        print(f"| {experiment} | {len(records)} | {mean_std(last)} | {mean_std(best)} | {minutes:.1f} | {per_epoch:.1f} |")
 
 
 if __name__ == "__main__":
