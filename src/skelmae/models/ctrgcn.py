@@ -42,7 +42,8 @@ import torch
 from torch import nn
 
 from skelmae.data.layouts import SkeletonLayout
-from skelmae.models.common import BACKBONES, Encoder, InputSpec
+from skelmae.models.common import BACKBONES, InputSpec
+from skelmae.models.stgcn import GraphBlockEncoder
 
 __all__ = [
     "CTRGCNConfig", "CTRGCN", "graph_subsets", "directed_bones", "MultiScaleTemporalConv",
@@ -210,7 +211,7 @@ class CTRGCNConfig:
 
 
 @BACKBONES.register("ctrgcn", config=CTRGCNConfig)
-class CTRGCN(Encoder):
+class CTRGCN(GraphBlockEncoder):
     """CTR-GCN (Chen et al. 2021): channel-wise topology refinement, for any layout."""
 
     STRIDES = (1, 1, 1, 1, 2, 1, 1, 2, 1, 1)
@@ -231,25 +232,3 @@ class CTRGCN(Encoder):
             CTRGCNBlock(widths[i], widths[i + 1], subsets, cfg, stride, first=i == 0)
             for i, stride in enumerate(self.STRIDES)
         )
-
-    @property
-    def num_layers(self) -> int:
-        """Layer-wise lr decay depth: the input BatchNorm (0) and the ten blocks (1..10)."""
-        return len(self.blocks) + 1
-
-    def layer_id(self, name: str) -> int:
-        parts = name.split(".")
-        if parts[0] == "data_bn":
-            return 0
-        if parts[0] == "blocks":
-            return int(parts[1]) + 1
-        return self.num_layers
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V, M) -> (N, M, T', V, dim), T' = ceil(T / 4)."""
-        n, c, t, v, m = x.shape
-        h = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
-        h = self.data_bn(h).view(n * m, v, c, t).permute(0, 2, 3, 1)
-        for block in self.blocks:
-            h = block(h)
-        return h.reshape(n, m, self.dim, -1, v).permute(0, 1, 3, 4, 2)

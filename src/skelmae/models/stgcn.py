@@ -35,7 +35,7 @@ from torch import nn
 from skelmae.data.layouts import SkeletonLayout
 from skelmae.models.common import BACKBONES, Encoder, InputSpec
 
-__all__ = ["STGCNConfig", "STGCN", "spatial_partitions"]
+__all__ = ["STGCNConfig", "STGCN", "GraphBlockEncoder", "spatial_partitions"]
 
 
 def hop_distance(layout: SkeletonLayout, max_hop: int) -> np.ndarray:
@@ -94,6 +94,39 @@ class STGCNBlock(nn.Module):
         return torch.relu(h)
 
 
+class GraphBlockEncoder(Encoder):
+    """The network shape ST-GCN and CTR-GCN share: an input BatchNorm over (joints x channels)
+    with persons folded into the batch, then ``blocks`` on (B, C, T, V); layer-wise lr decay
+    puts the BatchNorm at layer 0 and block i at layer i + 1."""
+
+    data_bn: nn.BatchNorm1d
+    blocks: nn.ModuleList
+
+    def apply_block(self, block: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        return block(h)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.blocks) + 1
+
+    def layer_id(self, name: str) -> int:
+        parts = name.split(".")
+        if parts[0] == "data_bn":
+            return 0
+        if parts[0] == "blocks":
+            return int(parts[1]) + 1
+        return self.num_layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, V, M) -> (N, M, T', V, dim)."""
+        n, c, t, v, m = x.shape
+        h = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
+        h = self.data_bn(h).view(n * m, v, c, t).permute(0, 2, 3, 1)
+        for block in self.blocks:
+            h = self.apply_block(block, h)
+        return h.reshape(n, m, self.dim, -1, v).permute(0, 1, 3, 4, 2)
+
+
 @dataclass
 class STGCNConfig:
     channels: int = 64  # width of the first four blocks; doubled at each temporal stride
@@ -106,7 +139,7 @@ class STGCNConfig:
 
 
 @BACKBONES.register("stgcn", config=STGCNConfig)
-class STGCN(Encoder):
+class STGCN(GraphBlockEncoder):
     """ST-GCN (Yan et al. 2018) with spatial-configuration partitioning, for any layout."""
 
     STRIDES = (1, 1, 1, 1, 2, 1, 1, 2, 1, 1)
@@ -127,24 +160,5 @@ class STGCN(Encoder):
             for i, stride in enumerate(self.STRIDES)
         )
 
-    @property
-    def num_layers(self) -> int:
-        """Layer-wise lr decay depth: the input BatchNorm (0) and the ten blocks (1..10)."""
-        return len(self.blocks) + 1
-
-    def layer_id(self, name: str) -> int:
-        parts = name.split(".")
-        if parts[0] == "data_bn":
-            return 0
-        if parts[0] == "blocks":
-            return int(parts[1]) + 1
-        return self.num_layers
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V, M) -> (N, M, T', V, dim), T' = ceil(T / 4)."""
-        n, c, t, v, m = x.shape
-        h = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
-        h = self.data_bn(h).view(n * m, v, c, t).permute(0, 2, 3, 1)
-        for block in self.blocks:
-            h = block(h, self.graph)
-        return h.view(n, m, self.dim, -1, v).permute(0, 1, 3, 4, 2)
+    def apply_block(self, block: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        return block(h, self.graph)
