@@ -142,6 +142,7 @@ class LinearConfig(TrainingRunConfig):
     PRESET: ClassVar[str] = "recipes/linear"
     init: str = ""  # pre-trained checkpoint; empty = randomly initialised encoder; raw = the clip itself (baselines)
     augment: bool = True  # train-time augmentation; without it features are computed once
+    pool: str = "mean"  # the probe's features: mean (over steps, joints, persons) | joints (per-joint means concatenated)
 
 
 @dataclass

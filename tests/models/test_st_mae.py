@@ -4,7 +4,7 @@ import torch
 from skelmae.errors import ConfigError
 from skelmae.models.build import build_classifier, build_method, encoder_state, load_encoder_weights
 from skelmae.models.common import BACKBONES, HEADS, METHODS, InputSpec, fold_persons
-from skelmae.models.heads import LinearClassifier, LinearProbeHead, MLPClassifier, MLPHeadConfig
+from skelmae.models.heads import LinearClassifier, LinearHeadConfig, LinearProbeHead, MLPClassifier, MLPHeadConfig
 from skelmae.models.masking import STRATEGIES
 from skelmae.models.st_mae import (
     MAEConfig, SkeletonEncoder, SkeletonMAE, TransformerConfig, masked_mse, motion_target, patchify,
@@ -130,6 +130,23 @@ def test_encoder_and_heads():
     assert tune(x).shape == (5, 7) and tune.head.mlp[0].out_features == 64
 
 
+def test_probe_on_per_joint_features_keeps_the_joints_apart():
+    enc = SkeletonEncoder(SPEC, TransformerConfig(segment=4, dim=32, depth=2, heads=4)).eval()
+    x = torch.randn(5, 3, 16, 25, 2)
+    x[0, ..., 1] = 0  # an absent second person does not count in the person mean
+    probe = LinearClassifier(enc, 7, LinearHeadConfig(pool="joints")).eval()
+    with torch.no_grad():
+        feats, per_joint = enc(x), probe.features(x)
+    assert per_joint.shape == (5, 25 * 32)
+    torch.testing.assert_close(per_joint[1], feats[1].mean(dim=(0, 1)).flatten())
+    torch.testing.assert_close(per_joint[0], feats[0, 0].mean(dim=0).flatten())
+    torch.testing.assert_close(per_joint.view(5, 25, 32).mean(dim=1), enc.pooled(x))  # their mean is the usual probe's feature
+    assert probe(x).shape == (5, 7) and probe.head(per_joint).shape == (5, 7)
+    with pytest.raises(ConfigError, match=r"pool must be one of \('mean', 'joints'\), got 'time'"):
+        build_classifier({"name": "transformer", "config": {"segment": 4, "dim": 32, "depth": 1, "heads": 4}},
+                         {"name": "linear", "config": {"pool": "time"}}, SPEC, 7)
+
+
 def test_encoder_layers_for_layer_wise_lr_decay():
     enc = SkeletonEncoder(SPEC, TransformerConfig(**BACKBONE))
     assert enc.num_layers == 3  # embeddings + 2 blocks
@@ -184,8 +201,9 @@ def test_invalid_configuration():
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_attention_in_bf16_on_cpu_matches_the_fused_kernel_in_fp32(masked):
-    """The explicit bf16 form (the fast path of a CPU with bf16 matrix units) computes the
-    same attention as the fused fp32 kernel, forward and backward, within bf16's precision."""
+    """Under bf16 autocast on a CPU, attention takes and gives bf16 (so the layers around it
+    stay in bf16) and computes what the fused fp32 kernel does, forward and backward, within
+    bf16's precision, with and without a mask."""
     from skelmae.models.st_mae import attention
 
     torch.manual_seed(0)

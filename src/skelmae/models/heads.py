@@ -13,12 +13,25 @@ from torch import nn
 from skelmae.models.common import HEADS, Classifier, Encoder, person_mean
 
 
-class LinearProbeHead(nn.Module):
-    """Mean over time, joints and present persons -> BatchNorm (no affine) -> Linear (MAE/MAMP
-    probe); it also takes pooled (N, D) features directly."""
+PROBE_POOLS = ("mean", "joints")
 
-    def __init__(self, dim: int, num_classes: int):
+
+def pool_features(feats: torch.Tensor, present: torch.Tensor | None, pool: str = "mean") -> torch.Tensor:
+    """(N, M, S, V, D) features -> one vector per clip: ``mean`` over steps, joints and present
+    persons (N, D), MAMP's probe; ``joints`` over steps and present persons, the joints
+    concatenated (N, V * D), which keeps where on the body a feature is."""
+    if pool == "mean":
+        return person_mean(feats.mean(dim=(2, 3)), present)
+    return person_mean(feats.mean(dim=2).flatten(2), present)
+
+
+class LinearProbeHead(nn.Module):
+    """Pooled features (:func:`pool_features`) -> BatchNorm (no affine) -> Linear (MAE/MAMP
+    probe); it also takes pooled features directly."""
+
+    def __init__(self, dim: int, num_classes: int, pool: str = "mean"):
         super().__init__()
+        self.pool = pool
         self.norm = nn.BatchNorm1d(dim, affine=False, eps=1e-6)
         self.fc = nn.Linear(dim, num_classes)
         nn.init.trunc_normal_(self.fc.weight, std=0.01)
@@ -26,7 +39,7 @@ class LinearProbeHead(nn.Module):
 
     def forward(self, feats: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         if feats.ndim == 5:
-            feats = person_mean(feats.mean(dim=(2, 3)), present)
+            feats = pool_features(feats, present, self.pool)
         return self.fc(self.norm(feats))
 
 
@@ -61,12 +74,30 @@ class SkeletonClassifier(Classifier):
         return self.head(self.encoder(x), self.encoder.present(x))
 
 
-@HEADS.register("linear")
+@dataclass
+class LinearHeadConfig:
+    pool: str = "mean"  # mean | joints: see pool_features
+
+
+@HEADS.register("linear", config=LinearHeadConfig)
 class LinearClassifier(SkeletonClassifier):
     """The linear probe: BatchNorm + linear map of the pooled features (the head also takes them directly)."""
 
-    def __init__(self, encoder: Encoder, num_classes: int):
-        super().__init__(encoder, LinearProbeHead(encoder.dim, num_classes))
+    def __init__(self, encoder: Encoder, num_classes: int, cfg: LinearHeadConfig | None = None):
+        cfg = cfg or LinearHeadConfig()
+        if cfg.pool not in PROBE_POOLS:
+            raise ValueError(f"pool must be one of {PROBE_POOLS}, got {cfg.pool!r}")
+        width = encoder.dim * (encoder.num_joints if cfg.pool == "joints" else 1)
+        super().__init__(encoder, LinearProbeHead(width, num_classes, cfg.pool))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head.pool == "mean":
+            return self.encoder.pooled(x)
+        feats = self.encoder(x)
+        if feats.shape[3] != self.encoder.num_joints:
+            raise ValueError(f"pool=joints needs per-joint features; this backbone gives {feats.shape[3]} "
+                             f"feature positions for {self.encoder.num_joints} joints")
+        return pool_features(feats, self.encoder.present(x), "joints")
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Linear probe: a BatchNorm + linear head on the frozen encoder's pooled features.
+"""Linear probe: a BatchNorm + linear head on the frozen encoder's pooled features (``pool``:
+their mean over steps, joints and persons, or the per-joint means concatenated).
 
 The encoder stays in eval mode and receives no gradients, so validation and test features
 are computed once. Train features are recomputed every epoch when augmentation is on (the
@@ -37,7 +38,7 @@ class Linear(ClassifierProtocol):
         self.info, self.trainer = info, trainer
         self.store = store = open_store(cfg.data)
         self.train_idx, self.val_idx, _ = labelled_indices(store, cfg.data)
-        self.head = HEAD
+        self.head = {"name": "linear", "config": {"pool": cfg.pool}}
         self.model, self.backbone = downstream_model(cfg.init, cfg.model, self.head, store, cfg.data.window)
         self.model.to(info.device).encoder.requires_grad_(False).eval()
         self.encode = encode = torch.compile(self.model.features) if cfg.train.compile else self.model.features
