@@ -53,7 +53,7 @@ from torch import nn
 
 from skelmae.models.common import BACKBONES, METHODS, Encoder, InputSpec, MethodOutput, PretrainMethod, fold_persons
 from skelmae.models.masking import sharded_rand
-from skelmae.models.st_mae import Attention, Block, _init_weights, attention
+from skelmae.models.st_mae import Attention, Block, _init_weights
 
 __all__ = [
     "HiTRSConfig", "HiTRSEncoder", "HiTRSPretrainConfig", "HiTRSPretrain", "clip_starts", "clip_attention_mask",
@@ -109,7 +109,7 @@ class AllowedAttention(Attention):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        out = attention(q, k, v, self.allowed)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.allowed)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 

@@ -6,8 +6,8 @@ Read top to bottom:
    frames x 1 joint, each a vector of ``segment * C`` numbers (frame offset major,
    channel minor). T = 120, segment 4, V = 25 gives a 30 x 25 grid = 750 tokens/person.
 2. ``SkeletonEncoder``: linear token embedding + factorised learned temporal and spatial
-   embeddings, pre-norm transformer blocks (``attention``: fused
-   ``scaled_dot_product_attention``, or its explicit form in bf16 on a CPU), final LayerNorm. In pre-training it runs on the visible tokens only.
+   embeddings, pre-norm transformer blocks (fused ``scaled_dot_product_attention``),
+   final LayerNorm. In pre-training it runs on the visible tokens only.
 3. ``SkeletonMAE``: masks tokens (``masking.py``), encodes the visible ones, then a
    lighter decoder sees the full grid (visible latents + a learned mask token, with its
    own embeddings) and predicts each token's ``segment * C`` numbers. The target is the
@@ -34,7 +34,7 @@ from skelmae.models.common import BACKBONES, METHODS, Encoder, InputSpec, Method
 from skelmae.models.masking import MASKING, MaskResult, mask_tokens
 
 __all__ = [
-    "patchify", "motion_target", "masked_mse", "attention", "Block", "TransformerConfig", "SkeletonEncoder", "MAEConfig", "SkeletonMAE",
+    "patchify", "motion_target", "masked_mse", "Block", "TransformerConfig", "SkeletonEncoder", "MAEConfig", "SkeletonMAE",
 ]
 
 
@@ -73,20 +73,6 @@ class DropPath(nn.Module):
         return x * keep / (1 - self.p)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(QK^T / sqrt(d)) V over (B, heads, L, d), ``allowed`` (L, L) True where a token may
-    attend. Fused ``scaled_dot_product_attention``, except in bf16 on a CPU: there the fused
-    kernel's backward runs slower than in fp32 (the pre-training step in bf16 was 1.25x the fp32
-    step with it, on a CPU whose bf16 matmuls run 6x its fp32 ones), while the explicit form's
-    two matmuls run on the bf16 matrix units. The scale goes on q, the cheaper side."""
-    if q.dtype != torch.bfloat16 or q.device.type != "cpu":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))
-    return scores.softmax(-1) @ v
-
-
 class Attention(nn.Module):
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -99,7 +85,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        out = attention(q, k, v)
+        out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
