@@ -61,9 +61,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from skelmae.models.common import BACKBONES, Encoder, InputSpec, fold_persons
+from skelmae.models.common import BACKBONES, InputSpec
 from skelmae.models.ctrgcn import TemporalConv, block_residual, graph_subsets, init_conv_bn
-from skelmae.models.infogcn import relative_position_matrix
+from skelmae.models.infogcn import embed_relative_joints, relative_position_matrix
+from skelmae.models.stgcn import GraphBlockEncoder
 from skelmae.models.st_mae import DropPath
 
 __all__ = ["FreqMixFormerConfig", "FreqMixFormer", "dct_matrix"]
@@ -268,9 +269,11 @@ class FreqMixFormerConfig:
 
 
 @BACKBONES.register("freqmixformer", config=FreqMixFormerConfig)
-class FreqMixFormer(Encoder):
-    """FreqMixFormer (Wu et al. 2024): mixed spatial-frequency attention and temporal mix-formers, for any layout."""
+class FreqMixFormer(GraphBlockEncoder):
+    """FreqMixFormer (Wu et al. 2024): mixed spatial-frequency attention and temporal mix-formers, for any layout.
+    Layer-wise lr decay: the embedding (0), the blocks (1..depth), the trams on top."""
 
+    INPUT_LAYERS = ("joint_embed", "joint_pos", "data_bn")
     def __init__(self, spec: InputSpec, cfg: FreqMixFormerConfig):
         super().__init__()
         cfg.validate()
@@ -311,28 +314,8 @@ class FreqMixFormer(Encoder):
         torch's default, the same)."""
         init_conv_bn(self)
 
-    @property
-    def num_layers(self) -> int:
-        """Layer-wise lr decay depth: the embedding (0) and the blocks (1..depth); the trams are on top."""
-        return len(self.blocks) + 1
-
-    def layer_id(self, name: str) -> int:
-        parts = name.split(".")
-        if parts[0] in ("joint_embed", "joint_pos", "data_bn"):
-            return 0
-        if parts[0] == "blocks":
-            return int(parts[1]) + 1
-        return self.num_layers
-
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V, M) -> (N*M, channels, T, V): relative joints (coordinates only: a 2D
-        pose's confidence score stays as it is), embedded and normalised."""
-        seq = fold_persons(x)  # (B, T, V, C)
-        b, t, v, _ = seq.shape
-        coords = torch.einsum("vw,btwc->btvc", self.relative.to(seq.dtype), seq[..., : self.coords])
-        h = self.joint_embed(torch.cat([coords, seq[..., self.coords:]], dim=-1)) + self.joint_pos
-        h = self.data_bn(h.permute(0, 2, 3, 1).reshape(b, v * self.channels, t))
-        return h.view(b, v, self.channels, t).permute(0, 2, 3, 1)
+        return embed_relative_joints(x, self.relative, self.coords, self.joint_embed, self.joint_pos, self.data_bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, V, M) -> (N, M, T', V, dim), T' = ceil(T / 2^(stages - 1))."""

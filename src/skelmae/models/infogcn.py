@@ -48,8 +48,9 @@ from skelmae.data.layouts import SkeletonLayout
 from skelmae.models.common import BACKBONES, HEADS, Encoder, InputSpec, person_mean
 from skelmae.models.ctrgcn import MultiScaleTemporalConv, block_residual, check_widths, directed_bones, init_conv_bn
 from skelmae.models.heads import SkeletonClassifier
+from skelmae.models.stgcn import GraphBlockEncoder
 
-__all__ = ["InfoGCNConfig", "InfoGCN", "InfoGCNHeadConfig", "InfoGCNClassifier", "relative_position_matrix"]
+__all__ = ["InfoGCNConfig", "InfoGCN", "InfoGCNHeadConfig", "InfoGCNClassifier", "relative_position_matrix", "embed_relative_joints"]
 
 
 def relative_position_matrix(layout: SkeletonLayout, k_hop: int) -> np.ndarray:
@@ -59,6 +60,22 @@ def relative_position_matrix(layout: SkeletonLayout, k_hop: int) -> np.ndarray:
         return identity
     _, to_parent = directed_bones(layout)  # to_parent[child, parent] = 1
     return identity - np.linalg.matrix_power(to_parent, k_hop)
+
+
+def embed_relative_joints(
+    x: torch.Tensor, relative: torch.Tensor, coords: int, joint_embedding: nn.Module, position: torch.Tensor,
+    data_bn: nn.BatchNorm1d,
+) -> torch.Tensor:
+    """InfoGCN's input stage, which FreqMixFormer shares: (N, C, T, V, M) -> (N*M, D, T, V).
+    Each person's coordinates go through ``relative`` (a 2D pose's score channel is kept as it
+    is), every joint through ``joint_embedding`` to D channels plus its learned ``position``,
+    then ``data_bn`` over (joints x D) per frame sequence."""
+    seq = x.permute(0, 4, 2, 3, 1)  # (N, M, T, V, C)
+    n, m, t, v, _ = seq.shape
+    relative_coords = torch.einsum("uv,nmtvc->nmtuc", relative.to(seq.dtype), seq[..., :coords])
+    h = joint_embedding(torch.cat([relative_coords, seq[..., coords:]], dim=-1)) + position
+    h = data_bn(h.permute(0, 1, 3, 4, 2).reshape(n * m, -1, t))  # (N*M, V*D, T)
+    return h.view(n * m, v, -1, t).permute(0, 2, 3, 1)
 
 
 class JointAttention(nn.Module):
@@ -125,9 +142,10 @@ class InfoGCNConfig:
 
 
 @BACKBONES.register("infogcn", config=InfoGCNConfig)
-class InfoGCN(Encoder):
+class InfoGCN(GraphBlockEncoder):
     """InfoGCN (Chung et al. 2022): self-attention graph convolution on relative positions."""
 
+    INPUT_LAYERS = ("joint_embedding", "position_embedding", "data_bn")
     STRIDES = (1, 1, 1, 2, 1, 1, 2, 1, 1)
     WIDTHS = (1, 1, 1, 2, 2, 2)  # multiples of ``channels``; the last three blocks are ``dim``
 
@@ -153,35 +171,9 @@ class InfoGCN(Encoder):
             InfoGCNBlock(widths[i], widths[i + 1], spec.num_joints, cfg, stride) for i, stride in enumerate(self.STRIDES)
         )
 
-    @property
-    def num_layers(self) -> int:
-        """Layer-wise lr decay depth: the embedding (0) and the nine blocks (1..9)."""
-        return len(self.blocks) + 1
-
-    def layer_id(self, name: str) -> int:
-        parts = name.split(".")
-        if parts[0] in ("joint_embedding", "position_embedding", "data_bn"):
-            return 0
-        if parts[0] == "blocks":
-            return int(parts[1]) + 1
-        return self.num_layers
-
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V, M) -> (N*M, channels, T, V): relative positions, joint and position embedding, BatchNorm."""
-        n, _, t, v, m = x.shape
-        h = x.permute(0, 4, 2, 3, 1)  # (N, M, T, V, C)
-        coords = torch.einsum("uv,nmtvc->nmtuc", self.relative.to(h.dtype), h[..., : self.coords])
-        h = self.joint_embedding(torch.cat([coords, h[..., self.coords:]], dim=-1)) + self.position_embedding
-        h = self.data_bn(h.permute(0, 1, 3, 4, 2).reshape(n * m, -1, t))  # (N*M, V*channels, T)
-        return h.view(n * m, v, -1, t).permute(0, 2, 3, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V, M) -> (N, M, T', V, dim), T' = ceil(T / 4)."""
-        n, _, _, v, m = x.shape
-        h = self.embed(x)
-        for block in self.blocks:
-            h = block(h)
-        return h.reshape(n, m, self.dim, -1, v).permute(0, 1, 3, 4, 2)
+        return embed_relative_joints(x, self.relative, self.coords, self.joint_embedding, self.position_embedding,
+                                     self.data_bn)
 
 
 @dataclass

@@ -95,12 +95,20 @@ class STGCNBlock(nn.Module):
 
 
 class GraphBlockEncoder(Encoder):
-    """The network shape ST-GCN and CTR-GCN share: an input BatchNorm over (joints x channels)
-    with persons folded into the batch, then ``blocks`` on (B, C, T, V); layer-wise lr decay
-    puts the BatchNorm at layer 0 and block i at layer i + 1."""
+    """The network shape the graph backbones share: an input stage (``embed``: here a BatchNorm
+    over (joints x channels) with persons folded into the batch) and then ``blocks`` on
+    (B, C, T, V). Layer-wise lr decay puts the input stage's modules (``INPUT_LAYERS``) at
+    layer 0 and block i at layer i + 1."""
 
+    INPUT_LAYERS: ClassVar[tuple[str, ...]] = ("data_bn",)
     data_bn: nn.BatchNorm1d
     blocks: nn.ModuleList
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, V, M) -> (N*M, C', T, V)."""
+        n, c, t, v, m = x.shape
+        h = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
+        return self.data_bn(h).view(n * m, v, c, t).permute(0, 2, 3, 1)
 
     def apply_block(self, block: nn.Module, h: torch.Tensor) -> torch.Tensor:
         return block(h)
@@ -111,7 +119,7 @@ class GraphBlockEncoder(Encoder):
 
     def layer_id(self, name: str) -> int:
         parts = name.split(".")
-        if parts[0] == "data_bn":
+        if parts[0] in self.INPUT_LAYERS:
             return 0
         if parts[0] == "blocks":
             return int(parts[1]) + 1
@@ -119,9 +127,8 @@ class GraphBlockEncoder(Encoder):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, V, M) -> (N, M, T', V, dim)."""
-        n, c, t, v, m = x.shape
-        h = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
-        h = self.data_bn(h).view(n * m, v, c, t).permute(0, 2, 3, 1)
+        n, _, _, v, m = x.shape
+        h = self.embed(x)
         for block in self.blocks:
             h = self.apply_block(block, h)
         return h.reshape(n, m, self.dim, -1, v).permute(0, 1, 3, 4, 2)
