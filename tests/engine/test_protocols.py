@@ -82,6 +82,19 @@ def test_scratch_trains_without_init(tiny_synth, _ft, tmp_path):
     assert records[-1]["train/loss"] < records[0]["train/loss"]  # learns from random initialisation
 
 
+def test_scratch_on_a_share_of_the_labels_uses_the_semi_subset(tiny_synth, pretrained, _ft, tmp_path):
+    """The baseline of the semi protocol: the same labelled clips, no pre-training."""
+    subset = tmp_path / "subset.npy"
+    semi = run_finetune(_ft(tmp_path / "semi", f"init={pretrained}", "semi.fraction=0.5", f"semi.subset_file={subset}",
+                            "data.val_fraction=0"), "semi")
+    scratch = run_finetune(_ft(tmp_path / "scratch", "semi.fraction=0.5", f"semi.subset_file={subset}",
+                               "data.val_fraction=0"), "scratch")
+    assert scratch["init"] == "none" and scratch["subset_file"] == semi["subset_file"] == str(subset)
+    assert scratch["train_samples"] == semi["train_samples"] == 28
+    with pytest.raises(ConfigError, match="only applies to the semi and scratch"):
+        run_finetune(_ft(tmp_path / "ft", f"init={pretrained}", "semi.fraction=0.5"), "finetune")
+
+
 def test_transfer_checks_layouts(pretrained, tiny, tmp_path):
     other = tmp_path / "k20"
     with DatasetWriter(other, "kinect20", ["x", "y", "z"], 1, ["a", "b"]) as w:

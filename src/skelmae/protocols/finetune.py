@@ -29,8 +29,8 @@ PROTOCOLS = tuple(RECIPES)
 
 
 def check_protocol(cfg: FinetuneConfig, protocol: str) -> None:
-    if protocol != "semi" and cfg.semi.fraction != 1.0:
-        raise ConfigError(f"semi.fraction={cfg.semi.fraction} only applies to the semi protocol")
+    if protocol not in ("semi", "scratch") and cfg.semi.fraction != 1.0:
+        raise ConfigError(f"semi.fraction={cfg.semi.fraction} only applies to the semi and scratch protocols")
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
     if cfg.init == RAW_INIT:
@@ -50,7 +50,9 @@ class Finetune(ClassifierProtocol):
         cfg, info = self.config, trainer.info
         self.trainer, self.device = trainer, info.device
         self.store = store = open_store(cfg.data)
-        self.train_idx, self.val_idx, self.subset_file = labelled_indices(store, cfg.data, cfg.semi if self.name == "semi" else None)
+        # scratch on a share of the labels (semi.fraction < 1) is the semi protocol's baseline: the same subset
+        labelled_share = self.name == "semi" or (self.name == "scratch" and cfg.semi.fraction != 1.0)
+        self.train_idx, self.val_idx, self.subset_file = labelled_indices(store, cfg.data, cfg.semi if labelled_share else None)
         self.head = chosen(cfg.head)
         self.model, self.backbone = downstream_model(cfg.init, cfg.model, self.head, store, cfg.data.window)
         self.model.to(info.device)
