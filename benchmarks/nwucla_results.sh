@@ -28,12 +28,20 @@ parts="${PARTS:-transformer graph contrastive hitrs supervised}"
     run "$recipe/pretrain" "$seed" pretrain "${recipe}_pretrain"
     init="init=$out/$recipe/pretrain/seed$seed/last.pt"
     run "$recipe/linear" "$seed" linear linear "$init"
+    run "$recipe/linear_joints" "$seed" linear linear "$init" pool=joints
     run "$recipe/finetune" "$seed" finetune finetune "$init"
     run "$recipe/semi10" "$seed" semi semi "$init"
   done
   run scratch "$seed" scratch scratch
   run random/linear "$seed" linear linear
+  run random/linear_joints "$seed" linear linear pool=joints
   run raw/linear "$seed" linear linear init=raw
+  # the MAMP preset's shape (width 128, 8 heads): its random and from-scratch baselines
+  mamp_shape=(model.transformer.dim=128 model.transformer.heads=8)
+  run mamp_shape/scratch "$seed" scratch scratch "${mamp_shape[@]}"
+  run mamp_shape/semi10_scratch "$seed" scratch semi optim.layer_decay=1.0 "${mamp_shape[@]}"
+  run mamp_shape/random_linear "$seed" linear linear "${mamp_shape[@]}"
+  run mamp_shape/random_linear_joints "$seed" linear linear pool=joints "${mamp_shape[@]}"
 done
 [[ " $parts " == *" graph "* ]] && for seed in "${seeds[@]}"; do
   run graph/pretrain "$seed" pretrain graph_pretrain
