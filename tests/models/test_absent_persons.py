@@ -1,9 +1,10 @@
 """Absent (all-zero) persons are left out of the transformer's encoder, decoder, loss and
 pooling, and the results for present persons equal the computation over every slot."""
 
+import pytest
 import torch
 
-from skelmae.models.build import build_classifier
+from skelmae.models.build import build_backbone, build_classifier
 from skelmae.models.common import BACKBONES, InputSpec, fold_persons, person_mean, present_persons
 from skelmae.models.st_mae import MAEConfig, SkeletonEncoder, SkeletonMAE, TransformerConfig, masked_mse, patchify
 from skelmae.models.stgcn import STGCNConfig
@@ -124,3 +125,22 @@ def test_backbones_that_mix_person_slots_keep_every_slot():
     stgcn = BACKBONES.build("stgcn", STGCNConfig(channels=4, dim=8), SPEC)
     assert not stgcn.independent_persons
     assert stgcn.present(_batch()).all()
+
+
+@pytest.mark.parametrize("backbone", [
+    {"name": "ctrgcn", "config": {"channels": 8, "dim": 16}},
+    {"name": "infogcn", "config": {"channels": 8, "dim": 16}},
+    {"name": "freqmixformer", "config": {"channels": 10, "stages": [1, 1], "heads": 2, "groups": 2}},
+], ids=lambda b: b["name"])
+def test_graph_backbones_encode_persons_independently_in_evaluation(backbone):
+    """An absent (all-zero) slot changes nothing for the present person; as in the reference,
+    every slot counts in the pooling (the input BatchNorm is shared by the folded persons)."""
+    spec = InputSpec.of("ntu25", ("x", "y", "z"), 8)
+    torch.manual_seed(0)
+    encoder = build_backbone(backbone, spec).eval()
+    x = torch.randn(2, 3, 8, 25, 2)
+    x[1, ..., 1] = 0
+    with torch.no_grad():
+        both, alone = encoder(x), encoder(x[1:, ..., :1])
+    torch.testing.assert_close(both[1:, :1], alone, rtol=1e-4, atol=1e-4)
+    assert not encoder.independent_persons and encoder.present(x).all()

@@ -73,20 +73,6 @@ def test_mixed_attention_halves_its_own_map_and_quarters_the_neighbours():
     torch.testing.assert_close(attention(query, key, scale)[:, 0], own[:, 0] / 2 + cross[:, 0] * scale / 4)
 
 
-def test_persons_are_encoded_independently_in_evaluation():
-    """An absent (all-zero) slot changes nothing for the present person; as in the reference,
-    every slot counts in the pooling (the input BatchNorm is shared by the folded persons)."""
-    spec = InputSpec.of("ntu25", ("x", "y", "z"), 8)
-    torch.manual_seed(0)
-    encoder = FreqMixFormer(spec, FreqMixFormerConfig(**TINY)).eval()
-    x = torch.randn(2, 3, 8, 25, 2)
-    x[1, ..., 1] = 0
-    with torch.no_grad():
-        both, alone = encoder(x), encoder(x[1:, ..., :1])
-    torch.testing.assert_close(both[1:, :1], alone, rtol=1e-4, atol=1e-4)
-    assert not encoder.independent_persons and encoder.present(x).all()
-
-
 @pytest.mark.parametrize("head", ["fc", "linear", "mlp"])
 def test_trains_as_a_classifier_with_each_head_and_layer_decay(head):
     spec = InputSpec.of("kinect20", ("x", "y", "z"), 12)

@@ -74,17 +74,6 @@ def test_the_score_of_2d_poses_is_not_made_relative():
     torch.testing.assert_close(embedded[..., :2], torch.einsum("uv,ctv->tuc", relative, x[0, :2, :, :, 0]))
 
 
-def test_persons_are_encoded_independently_in_evaluation():
-    spec = InputSpec.of("ntu25", ("x", "y", "z"), 8)
-    torch.manual_seed(0)
-    encoder = InfoGCN(spec, InfoGCNConfig(**SMALL)).eval()
-    x = torch.randn(2, 3, 8, 25, 2)
-    x[1, ..., 1] = 0
-    with torch.no_grad():
-        torch.testing.assert_close(encoder(x)[1:, :1], encoder(x[1:, ..., :1]), rtol=1e-4, atol=1e-4)
-    assert encoder.present(x).all()
-
-
 def test_attention_multiplies_a_shared_topology_that_starts_as_the_identity():
     spec = InputSpec.of("kinect20", ("x", "y", "z"), 8)
     encoder = InfoGCN(spec, InfoGCNConfig(**SMALL, heads=2))
