@@ -66,16 +66,16 @@ for lever in ${LEVERS:-${!pretrain_overrides[@]}}; do
   for seed in "${seeds[@]}"; do
     if [[ $lever == random* ]]; then
       # shellcheck disable=SC2206  # the model overrides are words
-      init=(${pretrain_overrides[$lever]})
+      encoder=(${pretrain_overrides[$lever]})  # a random encoder of this shape
     else
       # shellcheck disable=SC2086  # the overrides are words
       run "$out/$lever/pretrain" "$seed" pretrain mamp_pretrain $start ${pretrain_overrides[$lever]}
-      init=("init=$out/$lever/pretrain/seed$seed/last.pt")
+      encoder=("init=$out/$lever/pretrain/seed$seed/last.pt")
     fi
     for probe in $PROBES; do
       read -r command preset overrides <<<"${probes[$probe]}"
       # shellcheck disable=SC2086
-      run "$out/$lever/$probe" "$seed" "$command" "$preset" "${init[@]}" $overrides
+      run "$out/$lever/$probe" "$seed" "$command" "$preset" "${encoder[@]}" $overrides
     done
   done
 done
