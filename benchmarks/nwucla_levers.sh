@@ -30,6 +30,7 @@ declare -A pretrain_overrides=(
   [coords]="method.mae.target=coords"
   [ratio75_wide]="method.mae.ratio=0.75 model.transformer.dim=128 model.transformer.heads=8"
   [ratio75_wide_epochs100]="method.mae.ratio=0.75 model.transformer.dim=128 model.transformer.heads=8 train.epochs=100 optim.warmup_epochs=10"
+  [ratio75_wide_epochs200]="method.mae.ratio=0.75 model.transformer.dim=128 model.transformer.heads=8 train.epochs=200 optim.warmup_epochs=10"
   [ratio75_wider]="method.mae.ratio=0.75 model.transformer.dim=192 model.transformer.heads=6"
   # no pre-training: the probes start from a randomly initialised encoder of this shape
   [random]=""
@@ -41,6 +42,12 @@ declare -A probes=(  # command, nwucla preset and overrides, started from the le
   [linear]="linear linear"  # MAMP's probe: the mean over steps, joints and persons
   [linear_joints]="linear linear pool=joints"
   [linear_joints_aug]="linear linear pool=joints augment=true"  # the clip augmented at every epoch, as MAMP's probe
+  [linear_steps]="linear linear pool=steps"  # the per-step means concatenated
+  [linear_layers2]="linear linear layers=2"  # the mean of the last two blocks' features, concatenated
+  [linear_layers4]="linear linear layers=4"  # the same of all four blocks
+  [linear_joints_layers4]="linear linear pool=joints layers=4"
+  [semi_linear_joints]="linear linear pool=joints semi.fraction=0.1"  # the probe on the semi protocol's 10 % of the labels
+  [semi_linear_joints_layers4]="linear linear pool=joints layers=4 semi.fraction=0.1"
   [finetune]="finetune finetune"
   [finetune_epochs50]="finetune finetune train.epochs=50 optim.warmup_epochs=5"
   [semi]="semi semi train.epochs=20 optim.warmup_epochs=3"  # the earlier preset: 40 steps

@@ -138,18 +138,20 @@ class PretrainConfig(TrainingRunConfig):
 
 
 @dataclass
-class LinearConfig(TrainingRunConfig):
-    PRESET: ClassVar[str] = "recipes/linear"
-    init: str = ""  # pre-trained checkpoint; empty = randomly initialised encoder; raw = the clip itself (baselines)
-    augment: bool = True  # train-time augmentation; without it features are computed once
-    pool: str = "mean"  # the probe's features: mean (over steps, joints, persons) | joints (per-joint means concatenated)
-
-
-@dataclass
 class SemiConfig:
     fraction: float = 1.0  # share of training labels used; < 1 for the semi-supervised protocol
     seed: int = 0  # draws the class-stratified subset (saved and reused as an index file)
     subset_file: str = ""  # default: <data.root>/subsets/<split>-<pct>pct-seed<seed>.npy
+
+
+@dataclass
+class LinearConfig(TrainingRunConfig):
+    PRESET: ClassVar[str] = "recipes/linear"
+    init: str = ""  # pre-trained checkpoint; empty = randomly initialised encoder; raw = the clip itself (baselines)
+    augment: bool = True  # train-time augmentation; without it features are computed once
+    pool: str = "mean"  # the probe's features: mean (over steps, joints, persons) | joints | steps (per-joint or per-step means concatenated)
+    layers: int = 1  # the encoder's last layers whose features are concatenated (transformer backbones)
+    semi: SemiConfig = field(default_factory=SemiConfig)  # semi.fraction < 1: the probe trained on that share of the labels
 
 
 @dataclass

@@ -51,6 +51,25 @@ def test_linear_probe_on_pretrained_encoder(pretrained, tiny_synth, tiny, tmp_pa
     assert ckpt["head"]["name"] == "linear" and ckpt["backbone"]["config"]["dim"] == 32
 
 
+def test_linear_probe_on_several_layers_per_step_and_a_share_of_the_labels(pretrained, tiny_synth, tiny, tmp_path):
+    """The probe's variants end to end: the head sees 2 layers x 4 steps x 32 features,
+    trained on the semi protocol's class-stratified half of the labels."""
+    import numpy as np
+
+    _, pre_dir = pretrained
+    subset = tmp_path / "half.npy"
+    cfg = load_config(LinearConfig, None, tiny.training + [
+        f"data.root={tiny_synth}", f"init={pre_dir / 'last.pt'}", f"train.output_dir={tmp_path / 'lin'}",
+        "train.epochs=2", "augment=false", "pool=steps", "layers=2", "semi.fraction=0.5",
+        f"semi.subset_file={subset}", "data.val_fraction=0",
+    ])
+    summary = run_linear(cfg)
+    assert summary["train_samples"] == np.load(subset).size == 28 and summary["test"]["samples"] == 28
+    ckpt = load_checkpoint(tmp_path / "lin" / "last.pt", kind="classifier")
+    assert ckpt["head"]["config"] == {"pool": "steps", "layers": 2}
+    assert ckpt["model"]["head.norm.running_mean"].shape == (2 * 4 * 32,)
+
+
 def test_linear_probe_rejects_mismatched_data(pretrained, tiny, tmp_path):
     import numpy as np
 

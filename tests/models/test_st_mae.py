@@ -142,9 +142,48 @@ def test_probe_on_per_joint_features_keeps_the_joints_apart():
     torch.testing.assert_close(per_joint[0], feats[0, 0].mean(dim=0).flatten())
     torch.testing.assert_close(per_joint.view(5, 25, 32).mean(dim=1), enc.pooled(x))  # their mean is the usual probe's feature
     assert probe(x).shape == (5, 7) and probe.head(per_joint).shape == (5, 7)
-    with pytest.raises(ConfigError, match=r"pool must be one of \('mean', 'joints'\), got 'time'"):
+    with pytest.raises(ConfigError, match=r"pool must be one of \('mean', 'joints', 'steps'\), got 'time'"):
         build_classifier({"name": "transformer", "config": {"segment": 4, "dim": 32, "depth": 1, "heads": 4}},
                          {"name": "linear", "config": {"pool": "time"}}, SPEC, 7)
+
+
+def test_probe_on_per_step_features_keeps_the_steps_apart():
+    enc = SkeletonEncoder(SPEC, TransformerConfig(**BACKBONE)).eval()
+    x = torch.randn(5, 3, 16, 25, 2)
+    x[0, ..., 1] = 0
+    probe = LinearClassifier(enc, 7, LinearHeadConfig(pool="steps")).eval()
+    with torch.no_grad():
+        feats, per_step = enc(x), probe.features(x)
+    assert enc.num_steps == 4 and per_step.shape == (5, 4 * 32)
+    torch.testing.assert_close(per_step[1], feats[1].mean(dim=(0, 2)).flatten())
+    torch.testing.assert_close(per_step[0], feats[0, 0].mean(dim=1).flatten())
+    assert probe(x).shape == (5, 7)
+    raw = BACKBONES.build("raw", None, SPEC)
+    with pytest.raises(ValueError, match="pool=steps needs a backbone whose clip length fixes its feature steps"):
+        LinearClassifier(raw, 7, LinearHeadConfig(pool="steps"))
+
+
+def test_features_of_several_layers_are_each_blocks_normed_output():
+    enc = SkeletonEncoder(SPEC, TransformerConfig(segment=4, dim=32, depth=3, heads=4)).eval()
+    x = torch.randn(5, 3, 16, 25, 2)
+    x[2, ..., 1] = 0
+    with torch.no_grad():
+        two = enc.layer_features(x, 2)
+        tokens = enc.embed_tokens(patchify(fold_persons(x), 4))
+        for block in enc.blocks[:2]:
+            tokens = block(tokens)
+        second = enc.norm(tokens).reshape(5, 2, 4, 25, 32) * enc.present(x)[:, :, None, None, None]
+        probe = LinearClassifier(enc, 7, LinearHeadConfig(pool="joints", layers=2)).eval()
+        per_joint = probe.features(x)
+    assert two.shape == (5, 2, 4, 25, 64)
+    torch.testing.assert_close(two[..., 32:], enc(x))  # the last layer, then the one before it
+    torch.testing.assert_close(two[..., :32], second)
+    assert per_joint.shape == (5, 25 * 64) and probe(x).shape == (5, 7)
+    assert LinearClassifier(enc, 7, LinearHeadConfig(layers=3)).features(x).shape == (5, 96)
+    with pytest.raises(ValueError, match="layers must be between 1 and the encoder's depth 3, got 4"):
+        enc.layer_features(x, 4)
+    with pytest.raises(ValueError, match="gives the features of its last layer only, got layers=2"):
+        BACKBONES.build("raw", None, SPEC).layer_features(x, 2)
 
 
 def test_encoder_layers_for_layer_wise_lr_decay():
@@ -197,4 +236,5 @@ def test_invalid_configuration():
         build_method({"name": "mae", "config": {"mask_ratio": 0.9}}, backbone, SPEC)  # the old key name
     with pytest.raises(ConfigError, match="model.arch=gin"):
         build_method({"name": "graph_mae", "config": {}}, backbone, SPEC)
+
 

@@ -115,9 +115,21 @@ class Encoder(nn.Module, ABC):
     # Leave absent persons out of the computation (their features are zero either way); off
     # computes every slot, as the reference implementations do (static shapes for export).
     skip_absent: bool = True
+    # Feature steps per clip when the clip length fixes them (the probe's per-step features
+    # need it); None where the backbone does not say.
+    num_steps: int | None = None
 
     @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def layer_features(self, x: torch.Tensor, layers: int = 1) -> torch.Tensor:
+        """The features of the last ``layers`` layers concatenated along the feature axis
+        (N, M, S, V, layers * dim): a probe on several layers sees what the last one may have
+        specialised away for reconstruction. Backbones give their last layer only unless they
+        override this."""
+        if layers != 1:
+            raise ValueError(f"{type(self).__name__} gives the features of its last layer only, got layers={layers}")
+        return self.forward(x)
 
     def present(self, x: torch.Tensor) -> torch.Tensor:
         """(N, M) bool: the person slots that count in this encoder's features and pooling."""

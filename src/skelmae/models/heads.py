@@ -13,16 +13,19 @@ from torch import nn
 from skelmae.models.common import HEADS, Classifier, Encoder, person_mean
 
 
-PROBE_POOLS = ("mean", "joints")
+PROBE_POOLS = ("mean", "joints", "steps")
 
 
 def pool_features(feats: torch.Tensor, present: torch.Tensor | None, pool: str = "mean") -> torch.Tensor:
     """(N, M, S, V, D) features -> one vector per clip: ``mean`` over steps, joints and present
     persons (N, D), MAMP's probe; ``joints`` over steps and present persons, the joints
-    concatenated (N, V * D), which keeps where on the body a feature is."""
+    concatenated (N, V * D), which keeps where on the body a feature is; ``steps`` over joints
+    and present persons, the steps concatenated (N, S * D), which keeps when."""
     if pool == "mean":
         return person_mean(feats.mean(dim=(2, 3)), present)
-    return person_mean(feats.mean(dim=2).flatten(2), present)
+    if pool == "joints":
+        return person_mean(feats.mean(dim=2).flatten(2), present)
+    return person_mean(feats.mean(dim=3).flatten(2), present)
 
 
 class LinearProbeHead(nn.Module):
@@ -76,7 +79,8 @@ class SkeletonClassifier(Classifier):
 
 @dataclass
 class LinearHeadConfig:
-    pool: str = "mean"  # mean | joints: see pool_features
+    pool: str = "mean"  # mean | joints | steps: see pool_features
+    layers: int = 1  # the last blocks whose features are concatenated (Encoder.layer_features)
 
 
 @HEADS.register("linear", config=LinearHeadConfig)
@@ -87,17 +91,24 @@ class LinearClassifier(SkeletonClassifier):
         cfg = cfg or LinearHeadConfig()
         if cfg.pool not in PROBE_POOLS:
             raise ValueError(f"pool must be one of {PROBE_POOLS}, got {cfg.pool!r}")
-        width = encoder.dim * (encoder.num_joints if cfg.pool == "joints" else 1)
-        super().__init__(encoder, LinearProbeHead(width, num_classes, cfg.pool))
+        if cfg.pool == "steps" and encoder.num_steps is None:
+            raise ValueError(f"pool=steps needs a backbone whose clip length fixes its feature steps; "
+                             f"{type(encoder).__name__} does not")
+        positions = {"mean": 1, "joints": encoder.num_joints, "steps": encoder.num_steps}[cfg.pool]
+        super().__init__(encoder, LinearProbeHead(encoder.dim * cfg.layers * positions, num_classes, cfg.pool))
+        self.layers = cfg.layers
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.head.pool == "mean":
+        if self.head.pool == "mean" and self.layers == 1:
             return self.encoder.pooled(x)
-        feats = self.encoder(x)
-        if feats.shape[3] != self.encoder.num_joints:
+        feats = self.encoder.layer_features(x, self.layers)
+        if self.head.pool == "joints" and feats.shape[3] != self.encoder.num_joints:
             raise ValueError(f"pool=joints needs per-joint features; this backbone gives {feats.shape[3]} "
                              f"feature positions for {self.encoder.num_joints} joints")
-        return pool_features(feats, self.encoder.present(x), "joints")
+        return pool_features(feats, self.encoder.present(x), self.head.pool)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder.layer_features(x, self.layers), self.encoder.present(x))
 
 
 @dataclass

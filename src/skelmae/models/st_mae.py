@@ -183,10 +183,18 @@ class SkeletonEncoder(Encoder):
         tokens = self.embed(patches) + self.temporal_pos + self.spatial_pos
         return tokens.flatten(1, 2)
 
-    def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
+    @property
+    def num_steps(self) -> int:
+        return self.num_segments
+
+    def forward_tokens(self, tokens: torch.Tensor, layers: int = 1) -> torch.Tensor:
+        """The last ``layers`` blocks' outputs, each through the final norm, concatenated."""
+        outputs = []
+        for i, block in enumerate(self.blocks):
             tokens = block(tokens)
-        return self.norm(tokens)
+            if i >= len(self.blocks) - layers:
+                outputs.append(self.norm(tokens))
+        return outputs[0] if layers == 1 else torch.cat(outputs, dim=-1)
 
     def present_rows(self, x: torch.Tensor) -> torch.Tensor:
         """Indices of the present persons among the N*M folded person sequences."""
@@ -195,15 +203,20 @@ class SkeletonEncoder(Encoder):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, V, M) -> token features (N, M, S, V, dim) over the full grid, zero for
         absent persons."""
+        return self.layer_features(x)
+
+    def layer_features(self, x: torch.Tensor, layers: int = 1) -> torch.Tensor:
+        if not 1 <= layers <= len(self.blocks):
+            raise ValueError(f"layers must be between 1 and the encoder's depth {len(self.blocks)}, got {layers}")
         n, _, _, _, m = x.shape
         patches = patchify(fold_persons(x), self.segment)
         if self.skip_absent:
             rows = self.present_rows(x)
-            present = self.forward_tokens(self.embed_tokens(patches.index_select(0, rows)))
+            present = self.forward_tokens(self.embed_tokens(patches.index_select(0, rows)), layers)
             feats = present.new_zeros((n * m,) + present.shape[1:]).index_copy(0, rows, present)
         else:
-            feats = self.forward_tokens(self.embed_tokens(patches)) * self.present(x).reshape(n * m, 1, 1)
-        return feats.reshape(n, m, self.num_segments, self.num_joints, self.dim)
+            feats = self.forward_tokens(self.embed_tokens(patches), layers) * self.present(x).reshape(n * m, 1, 1)
+        return feats.reshape(n, m, self.num_segments, self.num_joints, layers * self.dim)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Linear probe: a BatchNorm + linear head on the frozen encoder's pooled features (``pool``:
-their mean over steps, joints and persons, or the per-joint means concatenated).
+their mean over steps, joints and persons, or the per-joint or per-step means concatenated;
+``layers``: of the last layer, or of the last few concatenated).
 
 The encoder stays in eval mode and receives no gradients, so validation and test features
 are computed once. Train features are recomputed every epoch when augmentation is on (the
@@ -37,8 +38,8 @@ class Linear(ClassifierProtocol):
         cfg, info = self.config, trainer.info
         self.info, self.trainer = info, trainer
         self.store = store = open_store(cfg.data)
-        self.train_idx, self.val_idx, _ = labelled_indices(store, cfg.data)
-        self.head = {"name": "linear", "config": {"pool": cfg.pool}}
+        self.train_idx, self.val_idx, _ = labelled_indices(store, cfg.data, cfg.semi if cfg.semi.fraction != 1.0 else None)
+        self.head = {"name": "linear", "config": {"pool": cfg.pool, "layers": cfg.layers}}
         self.model, self.backbone = downstream_model(cfg.init, cfg.model, self.head, store, cfg.data.window)
         self.model.to(info.device).encoder.requires_grad_(False).eval()
         self.encode = encode = torch.compile(self.model.features) if cfg.train.compile else self.model.features
