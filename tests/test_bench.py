@@ -51,8 +51,10 @@ def test_pretraining_counts_fewer_flops_than_fine_tuning():
 
 def test_baselines_loader_and_ddp_rows():
     """Each in fresh processes: the A/B baselines patch torch and skelmae there only."""
-    (baseline,) = run_bench([BenchSpec(stage="pretrain", batch=2, steps=1, warmup=0, attention="explicit", adamw="loop")])
+    baseline, fused = run_bench([BenchSpec(stage="pretrain", batch=2, steps=1, warmup=0, attention="explicit", adamw="loop"),
+                                 BenchSpec(stage="pretrain", batch=2, steps=1, warmup=0, attention="fused")])
     assert baseline["attention"] == "explicit" and baseline["samples_per_s"] > 0
+    assert fused["attention"] == "fused" and fused["samples_per_s"] > 0
     loader = run_child(BenchSpec(stage="loader", batch=4, workers=0, extra={"samples": 32}))
     assert loader["samples"] == 32 - 4 and loader["samples_per_s"] > 0
     single, double = run_bench([BenchSpec(stage="ddp", batch=1, steps=1, warmup=1)])

@@ -62,7 +62,9 @@ REFERENCE_STAGES = ("pretrain", "finetune", "inference", "epoch")  # stages with
 PRECISION_STAGES = ("pretrain", "finetune", "inference", *CONTRASTIVE, "epoch")  # stages with a vs-fp32 row
 BACKBONE_STAGES = ("finetune", "inference")  # stages that can time another backbone than the paper's
 PAPER_BACKBONE = "transformer"
-ATTENTION = ("sdpa", "explicit")
+# sdpa: the model's attention (fused; on CPU in bf16 training, its backward in fp32); fused:
+# the fused kernel in the step's precision throughout; explicit: the score matrix materialised.
+ATTENTION = ("sdpa", "fused", "explicit")
 ADAMW = ("fused", "loop")
 # Samples of NTU RGB+D 60 with a second person: the 11 two-person actions (A50-A60) are
 # 10,347 of the 56,578 usable samples (label.txt of the official per-sample metadata;
@@ -424,8 +426,11 @@ def run_child(spec: BenchSpec) -> dict[str, Any]:
         rank = torch.distributed.get_rank()
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    if spec.attention == "explicit":
-        torch.nn.functional.scaled_dot_product_attention = explicit_attention
+    if spec.attention != "sdpa":  # the A/B baselines of the model's attention
+        import skelmae.models.st_mae
+
+        skelmae.models.st_mae.attention = {"fused": torch.nn.functional.scaled_dot_product_attention,
+                                            "explicit": explicit_attention}[spec.attention]
     if spec.adamw == "loop":  # the A/B baseline of the fused optimizer kernel
         import skelmae.engine.optim
 

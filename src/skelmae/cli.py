@@ -493,7 +493,7 @@ def bench(
     bf16: bool = typer.Option(False, help="bf16 autocast"),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model"),
     workers: int = typer.Option(2, help="DataLoader worker processes for the loader stage"),
-    attention: str = typer.Option("sdpa", help="sdpa (fused) | explicit (softmax(QK^T)V, the A/B baseline)"),
+    attention: str = typer.Option("sdpa", help="sdpa (the model's: fused, its backward in fp32 in bf16 training on CPU) | fused (the fused kernel in the step's precision) | explicit (softmax(QK^T)V); the last two are A/B baselines"),
     adamw: str = typer.Option("fused", help="fused (one kernel) | loop (per-parameter loop, the A/B baseline)"),
     persons: Optional[float] = typer.Option(None, help="fraction of samples with a second person (default: NTU60's real fraction, 0.183; 1: every sample has two)"),
     reference_mode: bool = typer.Option(False, "--reference-mode", help="also run pretrain / finetune / inference / epoch the reference's way (every person slot, fp32, fused attention and AdamW only) and print the speed-up"),

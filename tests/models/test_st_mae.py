@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from skelmae.errors import ConfigError
 from skelmae.models.build import build_classifier, build_method, encoder_state, load_encoder_weights
@@ -7,7 +8,7 @@ from skelmae.models.common import BACKBONES, HEADS, METHODS, InputSpec, fold_per
 from skelmae.models.heads import LinearClassifier, LinearHeadConfig, LinearProbeHead, MLPClassifier, MLPHeadConfig
 from skelmae.models.masking import STRATEGIES
 from skelmae.models.st_mae import (
-    MAEConfig, SkeletonEncoder, SkeletonMAE, TransformerConfig, masked_mse, motion_target, patchify,
+    MAEConfig, SkeletonEncoder, SkeletonMAE, TransformerConfig, attention, masked_mse, motion_target, patchify,
 )
 
 SPEC = InputSpec.of("ntu25", ["x", "y", "z"], 16)
@@ -238,3 +239,25 @@ def test_invalid_configuration():
         build_method({"name": "graph_mae", "config": {}}, backbone, SPEC)
 
 
+
+def test_bf16_attention_backward_in_fp32_is_closer_to_fp32_than_the_bf16_kernel():
+    torch.manual_seed(0)
+    q32, k32, v32, g32 = (torch.randn(2, 4, 96, 16) for _ in range(4))
+
+    def grads(fn, dtype):
+        q, k, v = (t.to(dtype, copy=True).requires_grad_() for t in (q32, k32, v32))
+        out = fn(q, k, v)
+        out.backward(g32.to(dtype))
+        return out.detach().float(), [t.grad.float() for t in (q, k, v)]
+
+    exact_out, exact = grads(F.scaled_dot_product_attention, torch.float32)
+    out, split = grads(attention, torch.bfloat16)
+    bf16_out, bf16 = grads(F.scaled_dot_product_attention, torch.bfloat16)
+    assert all(g.dtype == torch.float32 for g in split)  # .float() of bf16 leaves' gradients
+    torch.testing.assert_close(out, bf16_out)  # the same bf16 forward
+    for mine, kernel, ref in zip(split, bf16, exact):
+        error = (mine - ref).norm() / ref.norm()
+        assert error < 0.01 and error <= 1.05 * (kernel - ref).norm() / ref.norm()
+    with torch.no_grad():  # inference and fp32 take the fused kernel itself
+        x = q32.bfloat16()
+        torch.testing.assert_close(attention(x, x, x), F.scaled_dot_product_attention(x, x, x), rtol=0, atol=0)

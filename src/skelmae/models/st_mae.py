@@ -73,6 +73,39 @@ class DropPath(nn.Module):
         return x * keep / (1 - self.p)
 
 
+class _Bf16AttentionFp32Backward(torch.autograd.Function):
+    """Fused attention in bf16 whose backward runs PyTorch's fused CPU kernel in fp32.
+
+    On CPU that kernel's bf16 forward is faster than its fp32 one, but its bf16 backward is
+    about 1.5x slower than the fp32 backward, so a bf16 training step spent more than half
+    its time there (README, "Performance"). The fp32 backward of the bf16 inputs (exactly
+    representable in fp32) with the forward's log-sum-exp gives gradients closer to fp32
+    training than the all-bf16 kernel does (tests/models/test_st_mae.py)."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        out, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v)
+        ctx.save_for_backward(q, k, v, out, logsumexp)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q, k, v, out, logsumexp = ctx.saved_tensors
+        grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+            grad_out.float(), q.float(), k.float(), v.float(), out.float(), logsumexp, 0.0, False,
+        )
+        return tuple(g.to(q.dtype) for g in grads)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(QK^T / sqrt(d)) V, fused; in bf16 training on a CPU with the backward in fp32."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16 and torch.is_grad_enabled() and (
+        q.requires_grad or k.requires_grad or v.requires_grad
+    ):
+        return _Bf16AttentionFp32Backward.apply(q, k, v)
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 class Attention(nn.Module):
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -85,7 +118,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
