@@ -16,9 +16,9 @@ if (($#)); then seeds=("$@"); else seeds=(0 1 2); fi
 skelmae=".venv/bin/skelmae"
 
 # The levers are changes of the preset as it was when they were measured (mask ratio 0.9,
-# width 96, 4 heads); what they found, ratio 0.75 at width 128 (the lever ratio75_wide),
-# is the preset now.
-start="method.mae.ratio=0.9 model.transformer.dim=96 model.transformer.heads=4"
+# width 96, 4 heads, 40 epochs); what they found, ratio 0.75 at width 128 pre-trained 200
+# epochs (the lever ratio75_wide_epochs200), is the preset now.
+start="method.mae.ratio=0.9 model.transformer.dim=96 model.transformer.heads=4 train.epochs=40 optim.warmup_epochs=4"
 declare -A pretrain_overrides=(
   [baseline]=""  # that preset, measured beside the levers
   [epochs200]="train.epochs=200 optim.warmup_epochs=10"
@@ -31,6 +31,7 @@ declare -A pretrain_overrides=(
   [ratio75_wide]="method.mae.ratio=0.75 model.transformer.dim=128 model.transformer.heads=8"
   [ratio75_wide_epochs100]="method.mae.ratio=0.75 model.transformer.dim=128 model.transformer.heads=8 train.epochs=100 optim.warmup_epochs=10"
   [ratio75_wide_epochs200]="method.mae.ratio=0.75 model.transformer.dim=128 model.transformer.heads=8 train.epochs=200 optim.warmup_epochs=10"
+  [ratio75_wide_epochs400]="method.mae.ratio=0.75 model.transformer.dim=128 model.transformer.heads=8 train.epochs=400 optim.warmup_epochs=20"
   [ratio75_wider]="method.mae.ratio=0.75 model.transformer.dim=192 model.transformer.heads=6"
   # no pre-training: the probes start from a randomly initialised encoder of this shape
   [random]=""
