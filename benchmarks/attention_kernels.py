@@ -6,9 +6,9 @@ precision: what decides how skelmae's attention runs in bf16 training on a CPU (
 
 Rows: PyTorch's fused kernel in fp32 and in bf16, skelmae's attention (the fused kernel in
 bf16 forward, its backward in fp32 in bf16 training on a CPU) and the explicit
-softmax(QK^T)V with bf16 matmuls. Shapes: the NTU pre-training batch of 8 clips (12 present
-persons x 8 heads): the decoder's 750 tokens and the encoder's 75 visible ones, head
-dimension 32.
+softmax(QK^T)V with bf16 matmuls. Shapes: 12 person sequences x 8 heads, about a
+pre-training batch of 8 to 12 NTU clips, at the decoder's 750 tokens and the encoder's 75
+visible ones, head dimension 32.
 """
 
 from __future__ import annotations

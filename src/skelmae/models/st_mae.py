@@ -77,8 +77,9 @@ class _Bf16AttentionFp32Backward(torch.autograd.Function):
     """Fused attention in bf16 whose backward runs PyTorch's fused CPU kernel in fp32.
 
     On CPU that kernel's bf16 forward is faster than its fp32 one, but its bf16 backward is
-    about 1.5x slower than the fp32 backward, so a bf16 training step spent more than half
-    its time there (README, "Performance"). The fp32 backward of the bf16 inputs (exactly
+    1.5x (750 tokens) to 6x (75 tokens) slower than the fp32 backward, so a bf16 training
+    step spent more than half its time there (benchmarks/attention_kernels.py, README,
+    "Performance"). The fp32 backward of the bf16 inputs (exactly
     representable in fp32) with the forward's log-sum-exp gives gradients closer to fp32
     training than the all-bf16 kernel does (tests/models/test_st_mae.py)."""
 
