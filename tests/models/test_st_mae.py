@@ -185,6 +185,8 @@ def test_features_of_several_layers_are_each_blocks_normed_output():
         enc.layer_features(x, 4)
     with pytest.raises(ValueError, match="gives the features of its last layer only, got layers=2"):
         BACKBONES.build("raw", None, SPEC).layer_features(x, 2)
+    with pytest.raises(ConfigError, match="layers must be between 1 and 1 for RawClip, got 4"):  # when the probe is built
+        build_classifier({"name": "raw", "config": {}}, {"name": "linear", "config": {"layers": 4}}, SPEC, 7)
 
 
 def test_encoder_layers_for_layer_wise_lr_decay():

@@ -122,11 +122,16 @@ class Encoder(nn.Module, ABC):
     @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor: ...
 
+    @property
+    def feature_layers(self) -> int:
+        """How many of its last layers :meth:`layer_features` can concatenate."""
+        return 1
+
     def layer_features(self, x: torch.Tensor, layers: int = 1) -> torch.Tensor:
         """The features of the last ``layers`` layers concatenated along the feature axis
         (N, M, S, V, layers * dim): a probe on several layers sees what the last one may have
         specialised away for reconstruction. Backbones give their last layer only unless they
-        override this."""
+        override this (and :attr:`feature_layers`)."""
         if layers != 1:
             raise ValueError(f"{type(self).__name__} gives the features of its last layer only, got layers={layers}")
         return self.forward(x)

@@ -91,6 +91,9 @@ class LinearClassifier(SkeletonClassifier):
         cfg = cfg or LinearHeadConfig()
         if cfg.pool not in PROBE_POOLS:
             raise ValueError(f"pool must be one of {PROBE_POOLS}, got {cfg.pool!r}")
+        if not 1 <= cfg.layers <= encoder.feature_layers:
+            raise ValueError(f"layers must be between 1 and {encoder.feature_layers} for {type(encoder).__name__}, "
+                             f"got {cfg.layers}")
         if cfg.pool == "steps" and encoder.num_steps is None:
             raise ValueError(f"pool=steps needs a backbone whose clip length fixes its feature steps; "
                              f"{type(encoder).__name__} does not")

@@ -221,6 +221,10 @@ class SkeletonEncoder(Encoder):
     def num_steps(self) -> int:
         return self.num_segments
 
+    @property
+    def feature_layers(self) -> int:
+        return len(self.blocks)
+
     def forward_tokens(self, tokens: torch.Tensor, layers: int = 1) -> torch.Tensor:
         """The last ``layers`` blocks' outputs, each through the final norm, concatenated."""
         outputs = []
@@ -240,8 +244,8 @@ class SkeletonEncoder(Encoder):
         return self.layer_features(x)
 
     def layer_features(self, x: torch.Tensor, layers: int = 1) -> torch.Tensor:
-        if not 1 <= layers <= len(self.blocks):
-            raise ValueError(f"layers must be between 1 and the encoder's depth {len(self.blocks)}, got {layers}")
+        if not 1 <= layers <= self.feature_layers:
+            raise ValueError(f"layers must be between 1 and the encoder's depth {self.feature_layers}, got {layers}")
         n, _, _, _, m = x.shape
         patches = patchify(fold_persons(x), self.segment)
         if self.skip_absent:
