@@ -20,20 +20,17 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from skelmae.bench import explicit_attention
 from skelmae.models.st_mae import attention
 
 Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def explicit(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(-1) @ v
 
 
 KERNELS: dict[str, tuple[Kernel, torch.dtype]] = {
     "fused, fp32": (F.scaled_dot_product_attention, torch.float32),
     "fused, bf16": (F.scaled_dot_product_attention, torch.bfloat16),
     "skelmae attention, bf16": (attention, torch.bfloat16),
-    "explicit, bf16 matmuls": (explicit, torch.bfloat16),
+    "explicit, bf16 matmuls": (explicit_attention, torch.bfloat16),
 }
 SHAPES = {"decoder (750 tokens)": (12, 8, 750, 32), "encoder, visible (75 tokens)": (12, 8, 75, 32)}
 
