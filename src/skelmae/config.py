@@ -109,6 +109,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = ""  # default: runs/<protocol>/<timestamp>
     eval_every: int = 1
+    # Also score the test split at every evaluated epoch and report its best, labelled as such: only to
+    # compare with papers that select the epoch on the test split; it never chooses what skelmae reports.
+    report_best_test: bool = False
     accum_steps: int = 1  # gradient accumulation: data.batch_size is the global batch of one optimiser step
     bf16: bool = False  # bf16 autocast (GPU)
     compile: bool = False  # torch.compile the model

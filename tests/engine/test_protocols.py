@@ -43,6 +43,19 @@ def test_finetune_reports_last_and_best_on_validation(tiny_synth, pretrained, _f
     assert ckpt["epoch"] + 1 == best["epoch"] and ckpt["head"]["name"] == "mlp" and "trainer" not in ckpt
 
 
+def test_best_test_epoch_is_reported_only_when_asked_and_chooses_nothing(tiny_synth, pretrained, _ft, tmp_path):
+    plain = run_finetune(_ft(tmp_path / "plain", f"init={pretrained}", "data.val_fraction=0.25", "train.epochs=3"))
+    asked = run_finetune(_ft(tmp_path / "asked", f"init={pretrained}", "data.val_fraction=0.25", "train.epochs=3",
+                             "train.report_best_test=true"))
+    assert "best_test_epoch" not in plain
+    assert asked["test"] == plain["test"] and asked["best_on_val"] == plain["best_on_val"]
+    records = [json.loads(x) for x in (tmp_path / "asked" / "metrics.jsonl").read_text().splitlines()]
+    tested = {r["epoch"]: r["test/top1"] for r in records if "test/top1" in r}
+    assert sorted(tested) == [1, 2, 3]
+    best = asked["best_test_epoch"]
+    assert best["test"]["top1"] == max(tested.values()) and tested[best["epoch"]] == best["test"]["top1"]
+
+
 def test_layer_decay_groups(tiny_synth, pretrained, tmp_path):
     from skelmae.engine.common import downstream_model
     from skelmae.engine.optim import classifier_param_groups

@@ -67,6 +67,7 @@ class ClassifierProtocol(DatasetProtocol):
     """
 
     best: dict[str, Any] | None = None
+    best_test: dict[str, Any] | None = None  # only with train.report_best_test
     test: dict[str, Any] | None = None
     untrained_init = "none"  # what the summary says for ``init`` when no checkpoint was given
     save_best = True  # keep ``best.pt`` (the weights of the epoch best on validation)
@@ -85,9 +86,12 @@ class ClassifierProtocol(DatasetProtocol):
         val = self.evaluate_validation() if self.val_idx.size else None
         improved = val is not None and (self.best is None or val["top1"] > self.best["val"]["top1"])
         record = {f"val/{k}": v for k, v in (val or {}).items()}
-        if improved or last or val is None:
+        if improved or last or val is None or self.train_cfg.report_best_test:
             self.test = self.evaluate_test(last)
             record.update({f"test/{k}": v for k, v in self.test.items()})
+            if self.train_cfg.report_best_test and (self.best_test is None
+                                                    or self.test["top1"] > self.best_test["test"]["top1"]):
+                self.best_test = {"epoch": epoch + 1, "test": self.test}
         if improved:
             self.best = {"epoch": epoch + 1, "val": val, "test": self.test}
             if self.save_best:
@@ -101,10 +105,11 @@ class ClassifierProtocol(DatasetProtocol):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
+        return {"best": self.best, "best_test": self.best_test}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state["best"]
+        self.best_test = state.get("best_test")
 
     def summary(self, trainer: Trainer) -> dict[str, Any]:
         if self.test is None:  # resumed after the last epoch had finished
@@ -114,4 +119,5 @@ class ClassifierProtocol(DatasetProtocol):
             "protocol": self.name, "init": cfg.init or self.untrained_init, "head": self.head["name"],
             "epochs": cfg.train.epochs, "train_samples": int(self.train_idx.size), "val_samples": int(self.val_idx.size),
             **self.provenance(), "test": self.test, "best_on_val": self.best, "checkpoint": str(trainer.path / "last.pt"),
+            **({"best_test_epoch": self.best_test} if cfg.train.report_best_test else {}),
         }
