@@ -7,6 +7,8 @@
 # LEVERS="epochs200 ratio75 ..." runs some of them; PROBES="finetune semi ..." evaluates each
 # lever's checkpoints with other protocols (default: linear linear_joints). The levers
 # random* are no pre-training: their probes start from a randomly initialised encoder.
+# BEST_TEST=1 runs the probes with train.report_best_test=true into PROBE_best_test, for the
+# separately labelled best-test-epoch column (comparison with papers that select so).
 # Needs data/nw_ucla (README, "Data"). Finished runs (summary.json present) are skipped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,8 +18,8 @@ if (($#)); then seeds=("$@"); else seeds=(0 1 2); fi
 skelmae=".venv/bin/skelmae"
 
 # The levers are changes of the preset as it was when they were measured (mask ratio 0.9,
-# width 96, 4 heads, 40 epochs); what they found, ratio 0.75 at width 128 pre-trained 200
-# epochs (the lever ratio75_wide_epochs200), is the preset now.
+# width 96, 4 heads, 40 epochs); what they found, ratio 0.75 at width 128 pre-trained 400
+# epochs (the lever ratio75_wide_epochs400), is the preset now.
 start="method.mae.ratio=0.9 model.transformer.dim=96 model.transformer.heads=4 train.epochs=40 optim.warmup_epochs=4"
 declare -A pretrain_overrides=(
   [baseline]=""  # that preset, measured beside the levers
@@ -66,6 +68,8 @@ run() {  # run DIR SEED COMMAND PRESET [OVERRIDES...]
   "$skelmae" "$command" -c "nwucla/$preset" "train.seed=${dir##*seed}" "train.output_dir=$dir" "$@"
 }
 
+suffix="" best_test=()
+if [[ -n ${BEST_TEST:-} ]]; then suffix="_best_test" best_test=(train.report_best_test=true); fi
 for probe in ${PROBES:=linear linear_joints}; do
   [[ -v "probes[$probe]" ]] || { echo "unknown probe $probe; expected one of ${!probes[*]}" >&2; exit 2; }
 done
@@ -83,7 +87,7 @@ for lever in ${LEVERS:-${!pretrain_overrides[@]}}; do
     for probe in $PROBES; do
       read -r command preset overrides <<<"${probes[$probe]}"
       # shellcheck disable=SC2086
-      run "$out/$lever/$probe" "$seed" "$command" "$preset" "${encoder[@]}" $overrides
+      run "$out/$lever/$probe$suffix" "$seed" "$command" "$preset" "${encoder[@]}" $overrides "${best_test[@]}"
     done
   done
 done
