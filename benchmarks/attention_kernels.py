@@ -50,9 +50,10 @@ class Bf16MatmulBackward(_Bf16AttentionFp32Backward):
         q, k, v, out, grad = (t.reshape(rows, n, d) for t in (q, k, v, out, grad))
         delta = (grad.float() * out.float()).sum(-1, keepdim=True)
         ones = torch.ones(rows, n, 2, dtype=q.dtype)
-        q_offset = torch.cat([q * scale, hi_lo(-logsumexp.reshape(rows, n, 1))], -1)
+        q_scaled, k_scaled = q * scale, k * scale
+        q_offset = torch.cat([q_scaled, hi_lo(-logsumexp.reshape(rows, n, 1))], -1)
         grad_offset = torch.cat([grad, hi_lo(-delta)], -1)
-        k_ones, v_ones, q_scaled, k_scaled = torch.cat([k, ones], -1), torch.cat([v, ones], -1), q * scale, k * scale
+        k_ones, v_ones = torch.cat([k, ones], -1), torch.cat([v, ones], -1)
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         group = max(1, torch.get_num_threads() * SCORE_BYTES_PER_THREAD // (n * n * q.element_size()))
         for i in range(0, rows, group):

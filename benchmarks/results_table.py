@@ -38,17 +38,19 @@ def collect(root: Path) -> dict[str, list[dict]]:
 def main(root: Path) -> None:
     runs = collect(root)
     best_test = any("best_test_epoch" in r for records in runs.values() for r in records)
-    extra = " test top-1, best test epoch (comparison only) |" if best_test else ""
-    print(f"| experiment | seeds | test top-1, last epoch | test top-1, best on val |{extra} minutes per run | seconds per epoch |")
-    print("|---|---|---|---|" + ("---|" if best_test else "") + "---|---|")
+    columns = ["experiment", "seeds", "test top-1, last epoch", "test top-1, best on val"]
+    columns += ["test top-1, best test epoch (comparison only)"] * best_test + ["minutes per run", "seconds per epoch"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for experiment, records in runs.items():
         last = [r["test"]["top1"] for r in records]
         best = [r["best_on_val"]["test"]["top1"] for r in records if r.get("best_on_val")]
-        picked = f" {mean_std([r['best_test_epoch']['test']['top1'] for r in records if 'best_test_epoch' in r])} |"
+        picked = [mean_std([r["best_test_epoch"]["test"]["top1"] for r in records if "best_test_epoch" in r])] * best_test
         minutes = statistics.median(r["seconds"] for r in records) / 60
         per_epoch = statistics.median(r["seconds"] / max(r["epochs"], 1) for r in records)
-        print(f"| {experiment} | {len(records)} | {mean_std(last)} | {mean_std(best)} |{picked if best_test else ''}"
-              f" {minutes:.1f} | {per_epoch:.1f} |")
+        cells = [experiment, str(len(records)), mean_std(last), mean_std(best), *picked, f"{minutes:.1f}", f"{per_epoch:.1f}"]
+        print("| " + " | ".join(cells) + " |")
+
 
 if __name__ == "__main__":
     main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/nwucla"))
